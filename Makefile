@@ -1,0 +1,31 @@
+# The two commands: `make demo` runs the exporter on a local testbed, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+CROSSBAR_VENV := .venv-crossbar
+CROSSBAR_VERSION := 26.10.1
+
+.PHONY: test lint demo system-deps clean
+
+system-deps:
+	./scripts/install-system-deps.sh
+
+$(VENV)/.installed: setup.cfg pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# crossbar pulls many dependencies (numpy among them): it gets its own environment.
+$(CROSSBAR_VENV)/.installed: | system-deps
+	$(PYTHON) -m venv $(CROSSBAR_VENV)
+	$(CROSSBAR_VENV)/bin/pip install -q --disable-pip-version-check 'crossbar==$(CROSSBAR_VERSION)'
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(VENV)/.installed $(CROSSBAR_VENV)/.installed lint
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) $(CROSSBAR_VENV) test-output .demo

@@ -1,0 +1,3 @@
+"""Prometheus exporter for the Observatory Control System (OCS)."""
+
+__version__ = "0.1.0"

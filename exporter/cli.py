@@ -1,0 +1,51 @@
+"""``ocs-exporter``: parse the configuration, start the services, run the reactor."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from exporter import __version__
+from exporter.config import ConfigError, settings_from_args
+
+log = logging.getLogger("exporter")
+
+
+def fail(message: str) -> None:
+    print(f"ocs-exporter: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        settings = settings_from_args(argv)
+    except ConfigError as exc:
+        fail(str(exc))
+
+    from twisted.internet import reactor  # noqa: PLC0415 - not before the config is known
+    from twisted.internet.error import CannotListenError  # noqa: PLC0415
+
+    from exporter.logs import setup_logging  # noqa: PLC0415
+    from exporter.service import ExporterService  # noqa: PLC0415
+
+    setup_logging(settings.log_level, settings.log_format)
+    exporter = ExporterService(settings, reactor)
+    address = f"{settings.listen_host}:{settings.listen_port}"
+    try:
+        exporter.startService()
+    except CannotListenError as exc:
+        reason = getattr(exc.socketError, "strerror", None) or str(exc.socketError)
+        fail(f"--web.listen-address {address}: cannot listen: {reason}")
+    except OSError as exc:
+        fail(f"--web.listen-address {address}: cannot listen: {exc.strerror or exc}")
+    reactor.addSystemEventTrigger("before", "shutdown", exporter.stopService)
+    log.info(
+        "ocs-exporter %s serving %s on %s; heartbeats from %s realm %s",
+        __version__,
+        settings.telemetry_path,
+        address,
+        settings.wamp_url,
+        settings.realm,
+    )
+    reactor.run()

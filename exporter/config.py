@@ -1,0 +1,241 @@
+"""Command line, environment and OCS site config file, turned into :class:`Settings`.
+
+Every flag can also be set by an environment variable: ``OCS_EXPORTER_`` followed by the
+flag's name in capitals with dots and dashes as underscores (``--web.listen-address`` ->
+``OCS_EXPORTER_WEB_LISTEN_ADDRESS``). A flag on the command line wins over the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from exporter import __version__
+
+DEFAULT_PORT = 10020
+SERIALIZERS = ("msgpack", "cbor", "json")
+LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("text", "json")
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported as one line and a non-zero exit."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    wamp_url: str
+    realm: str
+    address_root: str
+    site_file: Path | None
+    agent_timeout: float
+    listen_host: str
+    listen_port: int
+    telemetry_path: str
+    log_level: str
+    log_format: str
+    serializers: tuple[str, ...]
+    max_retry_delay: float
+
+
+def env_name(flag: str) -> str:
+    return "OCS_EXPORTER_" + flag.lstrip("-").upper().replace(".", "_").replace("-", "_")
+
+
+def _flag(
+    group: argparse._ActionsContainer, flag: str, help: str, default: str | None = None, **kw: str
+) -> None:
+    env = env_name(flag)
+    shown = f" (default {default})" if default is not None else ""
+    group.add_argument(
+        flag, default=os.environ.get(env, default), help=f"{help}{shown} [env {env}]", **kw
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocs-exporter",
+        description="Export the liveness and operation states of OCS agents, heard as "
+        "heartbeats on the crossbar router, as Prometheus metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    site = parser.add_argument_group("OCS site, found as OCS tools find it")
+    _flag(
+        site,
+        "--site-file",
+        "OCS site config file; else $OCS_CONFIG_DIR/<site>.yaml",
+        metavar="PATH",
+    )
+    _flag(site, "--site", "site name, picks $OCS_CONFIG_DIR/NAME.yaml", default="default")
+    _flag(site, "--site-hub", "WAMP router URL, overrides hub.wamp_server", metavar="URL")
+    _flag(site, "--site-realm", "WAMP realm, overrides hub.wamp_realm", metavar="REALM")
+    _flag(site, "--address-root", "OCS address root, overrides hub.address_root", metavar="ROOT")
+    exp = parser.add_argument_group("exporter")
+    _flag(
+        exp,
+        "--agent-timeout",
+        "seconds without a heartbeat after which an agent is down",
+        default="5",
+        metavar="SECONDS",
+    )
+    _flag(
+        exp,
+        "--web.listen-address",
+        "address to serve HTTP on",
+        default=f":{DEFAULT_PORT}",
+        metavar="HOST:PORT",
+    )
+    _flag(exp, "--web.telemetry-path", "path of the metrics", default="/metrics", metavar="PATH")
+    _flag(exp, "--log.level", "one of " + ", ".join(LOG_LEVELS), default="info", metavar="LEVEL")
+    _flag(exp, "--log.format", "one of " + ", ".join(LOG_FORMATS), default="text", metavar="FORMAT")
+    _flag(
+        exp,
+        "--wamp.serializers",
+        "WAMP serializers to offer, in order of preference, from " + ", ".join(SERIALIZERS),
+        default="msgpack,cbor,json",
+        metavar="LIST",
+    )
+    _flag(
+        exp,
+        "--wamp.max-retry-delay",
+        "longest wait between reconnection attempts to the router",
+        default="10",
+        metavar="SECONDS",
+    )
+    return parser
+
+
+def _positive(flag: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{flag}: {value!r} is not a number") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{flag}: must be a positive number of seconds, not {value!r}")
+    return number
+
+
+def _choice(flag: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` (every interface) or ``[IPv6]:PORT``."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--web.listen-address: {value!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def find_site_file(args: argparse.Namespace) -> Path | None:
+    if args.site_file:
+        return Path(args.site_file)
+    config_dir = os.environ.get("OCS_CONFIG_DIR")
+    if config_dir:
+        return Path(config_dir) / f"{args.site}.yaml"
+    return None
+
+
+def load_site_file(path: Path) -> Mapping:
+    """The ``hub`` block of an OCS site config file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"site config {path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"site config {path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"site config {path}: YAML syntax error{where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"site config {path}: YAML error: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"site config {path}: not a mapping of keys")
+    hub = data.get("hub")
+    if hub is None:
+        raise ConfigError(f"site config {path}: missing key 'hub'")
+    if not isinstance(hub, dict):
+        raise ConfigError(f"site config {path}: 'hub' is not a mapping")
+    return hub
+
+
+def check_wamp_url(url: str, source: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{source}: bad URL {url!r}: {exc}") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(f"{source}: bad URL {url!r}: expected ws://HOST:PORT/PATH or wss://...")
+    return url
+
+
+def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
+    """Parse the command line (and environment); raise ConfigError on any problem."""
+    args = build_parser().parse_args(argv)
+    path = find_site_file(args)
+    hub: Mapping = {}
+    if path is not None:
+        hub = load_site_file(path)
+    elif not (args.site_hub and args.site_realm and args.address_root):
+        raise ConfigError(
+            "no site config: pass --site-file, set OCS_CONFIG_DIR, or give --site-hub, "
+            "--site-realm and --address-root"
+        )
+
+    def setting(override: str | None, flag: str, key: str) -> tuple[str, str]:
+        if override:
+            return override, flag
+        value = hub.get(key)
+        if value is None:
+            raise ConfigError(f"site config {path}: missing key 'hub.{key}'")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"site config {path}: 'hub.{key}' is not a non-empty string")
+        return value, f"site config {path}: hub.{key}"
+
+    url, url_source = setting(args.site_hub, "--site-hub", "wamp_server")
+    realm, _ = setting(args.site_realm, "--site-realm", "wamp_realm")
+    address_root, _ = setting(args.address_root, "--address-root", "address_root")
+    serializers = tuple(s.strip() for s in args.__dict__["wamp.serializers"].split(",") if s)
+    for name in serializers:
+        _choice("--wamp.serializers", name, SERIALIZERS)
+    if not serializers:
+        raise ConfigError("--wamp.serializers: empty")
+    telemetry_path = args.__dict__["web.telemetry_path"]
+    if (
+        not telemetry_path.startswith("/")
+        or telemetry_path.startswith("/-/")
+        or (telemetry_path == "/")
+    ):
+        raise ConfigError(
+            f"--web.telemetry-path: {telemetry_path!r} must start with / and not be / or /-/..."
+        )
+    host, port = parse_listen_address(args.__dict__["web.listen_address"])
+    return Settings(
+        wamp_url=check_wamp_url(url, url_source),
+        realm=realm,
+        address_root=address_root.rstrip("."),
+        site_file=path,
+        agent_timeout=_positive("--agent-timeout", args.agent_timeout),
+        listen_host=host,
+        listen_port=port,
+        telemetry_path=telemetry_path,
+        log_level=_choice("--log.level", args.__dict__["log.level"], LOG_LEVELS),
+        log_format=_choice("--log.format", args.__dict__["log.format"], LOG_FORMATS),
+        serializers=serializers,
+        max_retry_delay=_positive("--wamp.max-retry-delay", args.__dict__["wamp.max_retry_delay"]),
+    )

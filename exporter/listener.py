@@ -1,0 +1,180 @@
+"""The WAMP side: an autobahn Component that feeds heartbeat events into the state."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from autobahn.twisted.component import Component
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import SubscribeOptions
+from twisted.application import service
+from twisted.internet.interfaces import IReactorTime
+
+from exporter.state import AgentState, InvalidHeartbeat, LogThrottle
+
+log = logging.getLogger("exporter.listener")
+
+INITIAL_RETRY_DELAY = 1.0
+RETRY_DELAY_GROWTH = 1.5
+RETRY_DELAY_JITTER = 0.1
+
+
+def describe(exc: BaseException) -> str:
+    """A short, one-line reason for a WAMP or connection error."""
+    if isinstance(exc, ApplicationError):
+        message = exc.error_message()
+    else:
+        message = str(exc) or type(exc).__name__
+    return " ".join(message.split())
+
+
+def heartbeat_topic(address_root: str) -> str:
+    """The wildcard topic every agent's heartbeat matches: ``<root>..feeds.heartbeat``."""
+    return f"{address_root}..feeds.heartbeat"
+
+
+class HeartbeatListener(service.Service):
+    """Stays joined to the router (reconnecting forever) and subscribed to every heartbeat."""
+
+    def __init__(
+        self,
+        state: AgentState,
+        url: str,
+        realm: str,
+        address_root: str,
+        serializers: tuple[str, ...] = ("msgpack", "cbor", "json"),
+        max_retry_delay: float = 10.0,
+        reactor: IReactorTime | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor  # noqa: PLC0415
+        self.state = state
+        self.url = url
+        self.realm = realm
+        self.topic = heartbeat_topic(address_root)
+        self.serializers = serializers
+        self.max_retry_delay = max_retry_delay
+        self.reactor = reactor
+        self.connected = False
+        self.throttle = LogThrottle(60.0)
+        self._outage_started: float | None = None  # reactor time the current outage began
+        self._component: Component | None = None
+        self._restart = None
+
+    def _make_component(self) -> Component:
+        component = Component(
+            transports=[
+                {
+                    "type": "websocket",
+                    "url": self.url,
+                    "serializers": list(self.serializers),
+                    "max_retries": -1,
+                    "initial_retry_delay": INITIAL_RETRY_DELAY,
+                    "max_retry_delay": self.max_retry_delay,
+                    "retry_delay_growth": RETRY_DELAY_GROWTH,
+                    "retry_delay_jitter": RETRY_DELAY_JITTER,
+                    # Notice a router that vanished without closing the connection.
+                    "options": {"autoPingInterval": 10.0, "autoPingTimeout": 10.0},
+                }
+            ],
+            realm=self.realm,
+        )
+        component.on("join", self._on_join)
+        component.on("leave", self._on_leave)
+        component.on("disconnect", self._on_disconnect)
+        component.on("connectfailure", self._on_connect_failure)
+        return component
+
+    # -- service ---------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._run()
+
+    def stopService(self):  # noqa: ANN201 - a Deferred or None, as Twisted wants
+        super().stopService()
+        if self._restart is not None and self._restart.active():
+            self._restart.cancel()
+        self.connected = False
+        if self._component is not None:
+            return self._component.stop()
+        return None
+
+    def _run(self) -> None:
+        self._restart = None
+        self._component = self._make_component()
+        done = self._component.start(self.reactor)
+        done.addBoth(self._component_done)
+
+    def _component_done(self, result: Any) -> None:
+        # With max_retries=-1 autobahn ends a component only after a clean close; keep going.
+        self.connected = False
+        if self.running:
+            log.debug("WAMP component ended (%s); starting it again", result)
+            self._restart = self.reactor.callLater(INITIAL_RETRY_DELAY, self._run)
+
+    # -- WAMP events -----------------------------------------------------------------------
+
+    def _on_join(self, session: Any, details: Any) -> Any:
+        options = SubscribeOptions(match="wildcard")
+        d = session.subscribe(self._on_heartbeat, self.topic, options=options)
+
+        def subscribed(_: Any) -> None:
+            self.connected = True
+            if self._outage_started is None:
+                log.info(
+                    "joined realm %s at %s, subscribed to %s", self.realm, self.url, self.topic
+                )
+            else:
+                outage = self.reactor.seconds() - self._outage_started
+                log.info("rejoined realm %s at %s after %.1f s", self.realm, self.url, outage)
+            self._outage_started = None
+
+        def refused(failure: Any) -> None:
+            log.error("router refused subscription to %s: %s", self.topic, failure.value)
+            session.leave()
+
+        d.addCallbacks(subscribed, refused)
+        return d
+
+    def _on_leave(self, session: Any, details: Any) -> None:
+        self._lost(f"left realm: {details.reason}")
+
+    def _on_disconnect(self, session: Any, was_clean: bool = True) -> None:
+        self._lost("connection closed" if was_clean else "connection lost")
+
+    def _on_connect_failure(self, component: Any, exc: Exception) -> None:
+        if self.connected:  # autobahn reports a dropped session here too
+            self._lost(describe(exc))
+        elif self._outage_started is None:
+            self._outage_started = self.reactor.seconds()
+            log.warning(
+                "cannot join realm %s at %s: %s; retrying, at most %.0f s apart",
+                self.realm,
+                self.url,
+                describe(exc),
+                self.max_retry_delay,
+            )
+
+    def _lost(self, why: str) -> None:
+        """Log once per outage, however many events autobahn reports for it."""
+        if self.connected:
+            self.connected = False
+            self._outage_started = self.reactor.seconds()
+            log.warning("lost router %s (%s); reconnecting", self.url, why)
+
+    def _on_heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        payload = args[0] if len(args) == 1 and not kwargs else None
+        try:
+            self.state.ingest(payload)
+        except InvalidHeartbeat as exc:
+            agent = exc.agent_address or "an unknown agent"
+            if self.throttle.allow(agent):
+                log.warning(
+                    "rejected heartbeat from %s (%s): %s; further rejections for it are "
+                    "counted and not logged for 60 s",
+                    agent,
+                    exc.reason,
+                    exc.detail,
+                )

@@ -1,0 +1,251 @@
+"""A local OCS testbed: a crossbar router and OCS agents, for tests and the demo.
+
+Nothing here is used by the exporter at run time. It writes a crossbar config and an OCS
+site config file, starts ``crossbar`` and ``ocs-agent-cli`` as child processes on free
+loopback ports, and stops them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REALM = "test_realm"
+ADDRESS_ROOT = "observatory"
+SITE_HOST = "ocs-testbed"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """Poll ``predicate`` until it returns a truthy value; raise TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+        except Exception as exc:
+            value, last_error = None, exc
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error})" if last_error else ""
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the process group, SIGKILL it if it has not exited after ``timeout``."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def crossbar_config(port: int, realm: str = REALM, address_root: str = ADDRESS_ROOT) -> dict:
+    """A crossbar 26 router config equivalent to OCS's shipped one, plus an HTTP publisher."""
+
+    def role(name: str, register: bool) -> dict:
+        return {
+            "name": name,
+            "permissions": [
+                {
+                    "uri": f"{address_root}.",
+                    "match": "prefix",
+                    "allow": {
+                        "call": True,
+                        "register": register,
+                        "publish": True,
+                        "subscribe": True,
+                    },
+                    "disclose": {"caller": False, "publisher": False},
+                    "cache": True,
+                }
+            ],
+        }
+
+    return {
+        "version": 2,
+        "controller": {},
+        "workers": [
+            {
+                "type": "router",
+                "realms": [
+                    {
+                        "name": realm,
+                        "roles": [role("iocs_agent", True), role("iocs_controller", False)],
+                    }
+                ],
+                "transports": [
+                    {
+                        "type": "web",
+                        "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                        "paths": {
+                            "ws": {
+                                "type": "websocket",
+                                "serializers": ["msgpack", "cbor", "json"],
+                                "auth": {"anonymous": {"type": "static", "role": "iocs_agent"}},
+                                "options": {
+                                    "auto_ping_interval": 10000,
+                                    "auto_ping_timeout": 5000,
+                                    "auto_ping_size": 12,
+                                },
+                            },
+                            "call": {"type": "caller", "realm": realm, "role": "iocs_controller"},
+                            "publish": {
+                                "type": "publisher",
+                                "realm": realm,
+                                "role": "iocs_controller",
+                            },
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def site_config(
+    router_port: int,
+    agents: Sequence[dict] = (),
+    realm: str = REALM,
+    address_root: str = ADDRESS_ROOT,
+    host: str = SITE_HOST,
+) -> dict:
+    """An OCS site config file (SCF) for a router on ``router_port``."""
+    return {
+        "hub": {
+            "wamp_server": f"ws://127.0.0.1:{router_port}/ws",
+            "wamp_http": f"http://127.0.0.1:{router_port}/call",
+            "wamp_realm": realm,
+            "address_root": address_root,
+        },
+        "hosts": {host: {"agent-instances": list(agents)}},
+    }
+
+
+def fake_agent_entry(instance_id: str, *arguments: str) -> dict:
+    return {
+        "agent-class": "FakeDataAgent",
+        "instance-id": instance_id,
+        "arguments": list(arguments),
+    }
+
+
+class Router:
+    """A crossbar router in its own directory, on a free loopback port."""
+
+    def __init__(self, crossbar: str, workdir: Path, port: int | None = None) -> None:
+        self.crossbar = crossbar
+        self.cbdir = Path(workdir) / ".crossbar"
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = Path(workdir) / "crossbar.log"
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def publish_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/publish"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.cbdir.mkdir(parents=True, exist_ok=True)
+        (self.cbdir / "config.json").write_text(json.dumps(crossbar_config(self.port), indent=2))
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [self.crossbar, "start", "--cbdir", str(self.cbdir), "--loglevel", "warn"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"crossbar exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            return port_open(self.port)
+
+        wait_for(up, timeout, f"crossbar on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            wait_for(lambda: not port_open(self.port), 10, f"port {self.port} to close")
+
+    def publish(self, topic: str, *args: Any) -> None:
+        """Publish an event through crossbar's HTTP publisher bridge."""
+        body = json.dumps({"topic": topic, "args": list(args)}).encode()
+        req = urllib.request.Request(
+            self.publish_url, data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+
+
+def write_site_file(path: Path, router_port: int, agents: Sequence[dict] = ()) -> Path:
+    path.write_text(yaml.safe_dump(site_config(router_port, agents), sort_keys=False))
+    return path
+
+
+def start_agent(
+    site_file: Path, instance_id: str, log_dir: Path, host: str = SITE_HOST
+) -> subprocess.Popen:
+    """Start one OCS agent listed in ``site_file`` with ``ocs-agent-cli``."""
+    cli = Path(sys.executable).with_name("ocs-agent-cli")
+    log = open(Path(log_dir) / f"agent-{instance_id}.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            str(cli),
+            "--site-file",
+            str(site_file),
+            "--site-host",
+            host,
+            "--instance-id",
+            instance_id,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=str(log_dir),
+    )
+    log.close()
+    return proc

@@ -1,0 +1,114 @@
+"""Fixtures that start real processes: a crossbar router, OCS agents, the exporter.
+
+Every process is started on free loopback ports and stopped at teardown, pass or fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter import testbed
+from tests.scrape import Exporter
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+
+
+def crossbar_path() -> str:
+    path = os.environ.get("OCS_TEST_CROSSBAR", str(ROOT / ".venv-crossbar" / "bin" / "crossbar"))
+    if not Path(path).exists():
+        raise RuntimeError(f"crossbar not found at {path}: run `make test`, which installs it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT
+
+
+class Testbed:
+    """A router with a site file, and the agents and exporters started on it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.router = testbed.Router(crossbar_path(), workdir)
+        self.site_file = workdir / "site.yaml"
+        self.entries: list[dict] = []
+        self.agents: dict[str, subprocess.Popen] = {}
+        self.exporters: list[Exporter] = []
+
+    def write_site_file(self) -> None:
+        testbed.write_site_file(self.site_file, self.router.port, self.entries)
+
+    def start_agent(self, instance_id: str, *arguments: str) -> subprocess.Popen:
+        self.entries.append(testbed.fake_agent_entry(instance_id, *arguments))
+        self.write_site_file()
+        proc = testbed.start_agent(self.site_file, instance_id, self.workdir)
+        self.agents[instance_id] = proc
+        return proc
+
+    def client(self, instance_id: str):
+        from ocs.ocs_client import OCSClient
+
+        return OCSClient(instance_id, args=["--site-file", str(self.site_file)])
+
+    def start_exporter(self, *flags: str, wait_ready: bool = True) -> Exporter:
+        exporter = Exporter.start(self.site_file, self.workdir, *flags)
+        self.exporters.append(exporter)
+        if wait_ready:
+            exporter.wait_ready()
+        return exporter
+
+    def stop(self) -> None:
+        for exporter in self.exporters:
+            exporter.stop()
+        for proc in self.agents.values():
+            testbed.stop_process(proc)
+        self.router.stop()
+
+
+def _testbed(tmp_path_factory, name: str):
+    bed = Testbed(tmp_path_factory.mktemp(name))
+    try:
+        bed.router.start()
+        bed.write_site_file()
+        yield bed
+    finally:
+        bed.stop()
+
+
+@pytest.fixture(scope="session")
+def bed(tmp_path_factory):
+    """One router for the whole session, shared by every test that allows it."""
+    yield from _testbed(tmp_path_factory, "shared")
+
+
+@pytest.fixture
+def own_bed(tmp_path_factory):
+    """A router of the test's own, for tests that stop or restart it."""
+    yield from _testbed(tmp_path_factory, "own")
+
+
+@pytest.fixture
+def run_exporter():
+    """Run the exporter's command line to completion: (returncode, stdout, stderr)."""
+
+    def run(*args: str, env: dict | None = None, timeout: float = 30):
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        return result.returncode, result.stdout, result.stderr
+
+    return run

@@ -1,0 +1,91 @@
+import contextlib
+import subprocess
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from exporter import __version__
+from exporter.collector import AgentCollector, ExporterCollector
+from exporter.state import REASONS, AgentState, InvalidHeartbeat
+from tests.fakes import FakeClock, heartbeat
+
+LABELS = {
+    "agent_address": "observatory.fake1",
+    "instance_id": "fake1",
+    "agent_class": "FakeDataAgent",
+}
+
+
+def make(connected=True):
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    registry = CollectorRegistry()
+    registry.register(AgentCollector(state))
+    registry.register(ExporterCollector(state, lambda: connected))
+    return clock, state, registry
+
+
+def test_agent_series():
+    clock, state, registry = make()
+    state.ingest(heartbeat("fake1", {"acq": 3, "delay_task": 6}))
+    assert registry.get_sample_value("ocs_agent_up", LABELS) == 1
+    assert registry.get_sample_value("ocs_agent_last_heartbeat_timestamp_seconds", LABELS) == (
+        clock.wall
+    )
+    assert registry.get_sample_value("ocs_op_code", {**LABELS, "operation": "acq"}) == 3
+    assert registry.get_sample_value("ocs_op_code", {**LABELS, "operation": "delay_task"}) == 6
+
+
+def test_expired_agent_series():
+    clock, state, registry = make()
+    state.ingest(heartbeat("fake1", {"acq": 3}))
+    wall = clock.wall
+    clock.advance(10)
+    assert registry.get_sample_value("ocs_agent_up", LABELS) == 0
+    assert registry.get_sample_value("ocs_op_code", {**LABELS, "operation": "acq"}) == 7
+    assert registry.get_sample_value("ocs_agent_last_heartbeat_timestamp_seconds", LABELS) == wall
+
+
+def test_removed_operation_disappears_after_restart():
+    _, state, registry = make()
+    state.ingest(heartbeat("fake1", {"acq": 3, "gone": 1}, session_id="1"))
+    state.ingest(heartbeat("fake1", {"acq": 3}, session_id="2"))
+    assert registry.get_sample_value("ocs_op_code", {**LABELS, "operation": "gone"}) is None
+
+
+def test_exporter_series():
+    _, state, registry = make(connected=False)
+    state.ingest(heartbeat())
+    for bad in (None, [0, heartbeat()[1]]):
+        with contextlib.suppress(InvalidHeartbeat):
+            state.ingest(bad)
+    assert registry.get_sample_value("ocs_exporter_crossbar_connected") == 0
+    assert registry.get_sample_value("ocs_exporter_heartbeats_total") == 3
+    for reason in REASONS:
+        expected = 1 if reason in ("malformed", "legacy") else 0
+        value = registry.get_sample_value(
+            "ocs_exporter_heartbeats_invalid_total", {"reason": reason}
+        )
+        assert value == expected, reason
+    assert registry.get_sample_value("ocs_exporter_build_info", {"version": __version__}) == 1
+
+
+def test_promtool_check_metrics_passes_on_text_output():
+    _, state, registry = make()
+    state.ingest(heartbeat("fake1"))
+    state.ingest(heartbeat("fake2", {"x": 8}))
+    text = generate_latest(registry)
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_openmetrics_output_parses():
+    _, state, registry = make()
+    state.ingest(heartbeat("fake1"))
+    text = generate_openmetrics(registry).decode()
+    assert text.endswith("# EOF\n")
+    names = {family.name for family in text_string_to_metric_families(text)}
+    assert {"ocs_agent_up", "ocs_op_code", "ocs_exporter_heartbeats"} <= names

@@ -1,0 +1,74 @@
+"""The listener's event handling, driven directly with a fake clock (no router)."""
+
+import logging
+
+from twisted.internet.task import Clock
+
+from exporter.listener import HeartbeatListener, heartbeat_topic
+from exporter.state import AgentState
+from tests.fakes import heartbeat
+
+
+def make():
+    state = AgentState("observatory", 5.0)
+    listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())
+    return state, listener
+
+
+def test_topic_is_the_wildcard_heartbeat_topic():
+    assert heartbeat_topic("site7") == "site7..feeds.heartbeat"
+
+
+def test_one_positional_argument_is_a_heartbeat():
+    state, listener = make()
+    listener._on_heartbeat(heartbeat("fake1"))
+    assert [a.instance_id for a in state.snapshot().agents] == ["fake1"]
+
+
+def test_other_call_shapes_are_malformed():
+    state, listener = make()
+    op_codes, feed = heartbeat("fake1")
+    listener._on_heartbeat(op_codes, feed)
+    listener._on_heartbeat()
+    listener._on_heartbeat(heartbeat("fake1"), extra=1)
+    assert state.snapshot().agents == ()
+    assert state.snapshot_counters().invalid["malformed"] == 3
+
+
+def test_rejections_are_logged_once_a_minute_per_agent(caplog):
+    state, listener = make()
+    with caplog.at_level(logging.WARNING, logger="exporter.listener"):
+        for _ in range(100):
+            listener._on_heartbeat(heartbeat("a", {"acq": 0}))
+            listener._on_heartbeat(heartbeat("b", {"acq": 0}))
+    assert state.snapshot_counters().invalid["bad_op_code"] == 200
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "observatory.a" in messages[0] and "bad_op_code" in messages[0]
+
+
+class Details:
+    reason = "wamp.close.transport_lost"
+
+
+def test_an_outage_is_logged_once(caplog):
+    _, listener = make()
+    listener.connected = True
+    with caplog.at_level(logging.WARNING, logger="exporter.listener"):
+        listener._on_connect_failure(None, ConnectionRefusedError("refused"))
+        listener._on_leave(None, Details())
+        listener._on_disconnect(None, was_clean=False)
+        for _ in range(5):
+            listener._on_connect_failure(None, ConnectionRefusedError("refused"))
+    assert not listener.connected
+    assert len(caplog.records) == 1
+    assert "lost router" in caplog.records[0].getMessage()
+
+
+def test_failing_to_join_from_the_start_is_logged_once(caplog):
+    _, listener = make()
+    with caplog.at_level(logging.WARNING, logger="exporter.listener"):
+        for _ in range(5):
+            listener._on_connect_failure(None, ConnectionRefusedError("Connection refused"))
+    assert len(caplog.records) == 1
+    assert "cannot join realm r" in caplog.records[0].getMessage()
