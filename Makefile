@@ -27,5 +27,8 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed $(CROSSBAR_VENV)/.installed lint
 	$(VENV)/bin/pytest
 
+demo: $(VENV)/.installed $(CROSSBAR_VENV)/.installed
+	$(VENV)/bin/python -m exporter.demo --crossbar $(CROSSBAR_VENV)/bin/crossbar
+
 clean:
 	rm -rf $(VENV) $(CROSSBAR_VENV) test-output .demo

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -249,3 +250,126 @@ def start_agent(
     )
     log.close()
     return proc
+
+
+def _http_json(url: str, timeout: float = 10) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+class Server:
+    """A long-running child process on a free loopback port, with its log in ``workdir``."""
+
+    name = "server"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.workdir / f"{self.name}-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=str(self.workdir),
+            )
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}: "
+                    + self.log_path.read_text(errors="replace")[-2000:]
+                )
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as resp:
+                return resp.status == 200
+
+        wait_for(ready, timeout, f"{self.name} on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+class Prometheus(Server):
+    """Debian's ``prometheus`` with a config written by the caller."""
+
+    name = "prometheus"
+
+    def __init__(
+        self, workdir: Path, config: dict, binary: str = "prometheus", port: int | None = None
+    ) -> None:
+        super().__init__(workdir, port)
+        self.binary = binary
+        self.config_path = self.workdir / "prometheus.yml"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--rules.alert.resend-delay=1s",
+            "--log.level=warn",
+        ]
+
+    def query(self, expr: str) -> list[dict]:
+        """An instant query's result vector (or matrix/scalar result list)."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        body = _http_json(url)
+        if body.get("status") != "success":
+            raise RuntimeError(f"query {expr!r} failed: {body}")
+        result = body["data"]["result"]
+        if body["data"]["resultType"] == "scalar":
+            return [{"metric": {}, "value": result}]
+        return result
+
+    def alerts(self) -> list[dict]:
+        return _http_json(f"{self.url}/api/v1/alerts")["data"]["alerts"]
+
+    def targets_up(self) -> bool:
+        targets = _http_json(f"{self.url}/api/v1/targets")["data"]["activeTargets"]
+        return bool(targets) and all(t["health"] == "up" for t in targets)
+
+
+class Alertmanager(Server):
+    """Debian's ``prometheus-alertmanager``, clustering off."""
+
+    name = "alertmanager"
+
+    def __init__(
+        self,
+        workdir: Path,
+        config: dict,
+        binary: str = "prometheus-alertmanager",
+        port: int | None = None,
+    ) -> None:
+        super().__init__(workdir, port)
+        self.binary = binary
+        self.config_path = self.workdir / "alertmanager.yml"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.path={self.workdir / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ]
