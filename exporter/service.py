@@ -59,7 +59,7 @@ class ExporterService(service.MultiService):
         GCCollector(registry=self.registry)
         self.registry.register(AgentCollector(self.state))
         self.registry.register(ExporterCollector(self.state, self.ready))
-        site = make_site(self.registry, self.ready, settings.telemetry_path)
+        site = make_site(self.registry, self.state, self.ready, settings.telemetry_path)
         self.web = WebService(site, settings.listen_host, settings.listen_port, reactor)
         # Web first: a port in use stops the start before anything connects.
         self.web.setServiceParent(self)

@@ -1,8 +1,9 @@
-"""HTTP: the metrics, a landing page, and health and readiness probes."""
+"""HTTP: the metrics, a status page, and health and readiness probes."""
 
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
@@ -10,6 +11,7 @@ from prometheus_client.twisted import MetricsResource
 from twisted.web import resource, server
 
 from exporter import __version__
+from exporter.state import OPCODES, AgentState
 
 
 class Text(resource.Resource):
@@ -34,32 +36,129 @@ class Text(resource.Resource):
     render_HEAD = render_GET
 
 
-class IndexPage(resource.Resource):
-    isLeaf = True
+STATE_COLOURS = {
+    1: "#8e8e8e",  # NONE
+    2: "#e0b400",  # STARTING
+    3: "#2e9e44",  # RUNNING
+    4: "#e0b400",  # STOPPING
+    5: "#2f6fd0",  # SUCCEEDED
+    6: "#d1302f",  # FAILED
+    7: "#6b4f7a",  # EXPIRED
+    8: "#ef7b12",  # DEGRADED
+}
 
-    def __init__(self, telemetry_path: str) -> None:
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d1d1f;background:#fafafa}
+h1{font-size:1.4rem;margin:0 0 .3rem}
+.summary{margin:.4rem 0 1rem;color:#444}
+.summary b{font-size:1.1rem}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e3e3;vertical-align:top}
+th{background:#f0f0f0;font-weight:600}
+.badge{display:inline-block;padding:.1rem .5rem;border-radius:.6rem;color:#fff;font-weight:600}
+.up{background:#2e9e44}.down{background:#d1302f}
+.op{display:inline-block;margin:.1rem .2rem .1rem 0;padding:.1rem .45rem;border-radius:.3rem;
+color:#fff;font-size:.85rem;white-space:nowrap}
+.muted{color:#777}
+footer{margin-top:1rem;font-size:.85rem;color:#666}
+a{color:#2f6fd0}
+"""
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(seconds, 0):.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+class StatusPage(resource.Resource):
+    """``/``: every agent, up or down, and each operation's state; reloads itself."""
+
+    isLeaf = True
+    refresh_seconds = 5
+
+    def __init__(
+        self,
+        state: AgentState,
+        ready: Callable[[], bool],
+        telemetry_path: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
+        self.state = state
+        self.ready = ready
         self.telemetry_path = telemetry_path
+        self.clock = clock
 
     def render_GET(self, request: server.Request) -> bytes:
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-        path = html.escape(self.telemetry_path)
+        request.setHeader(b"Cache-Control", b"no-store")
+        return self.render_page().encode()
+
+    def render_page(self) -> str:
+        esc = html.escape
+        now = self.clock()
+        agents = sorted(self.state.snapshot().agents, key=lambda a: (a.up, a.instance_id))
+        up = sum(a.up for a in agents)
+        rows = []
+        for agent in agents:
+            ops = "".join(
+                f'<span class="op" style="background:{STATE_COLOURS[code]}" '
+                f'title="{esc(op)}: {code}">{esc(op)} {OPCODES[code]}</span>'
+                for op, code in sorted(agent.op_codes.items())
+            )
+            badge = (
+                '<span class="badge up">UP</span>'
+                if agent.up
+                else ('<span class="badge down">DOWN</span>')
+            )
+            rows.append(
+                f'<tr class="agent" data-instance-id="{esc(agent.instance_id)}">'
+                f"<td>{badge}</td><td><b>{esc(agent.instance_id)}</b><br>"
+                f'<span class="muted">{esc(agent.address)}</span></td>'
+                f"<td>{esc(agent.agent_class) or '<span class=muted>unknown</span>'}</td>"
+                f'<td class="ago">{_ago(now - agent.last_heartbeat)}</td>'
+                f"<td>{ops or '<span class=muted>none</span>'}</td></tr>"
+            )
+        if not rows:
+            rows.append('<tr><td colspan="5" class="muted">No agent heard yet.</td></tr>')
+        router = (
+            '<span class="badge up">connected</span>'
+            if self.ready()
+            else '<span class="badge down">disconnected</span>'
+        )
+        path = esc(self.telemetry_path)
         return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>OCS Exporter</title></head>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="{self.refresh_seconds}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>OCS Exporter</title><style>{STYLE}</style></head>
 <body><h1>OCS Exporter</h1>
-<p>Prometheus exporter for Observatory Control System agents, version {__version__}.</p>
-<ul><li><a href="{path}">Metrics</a></li>
-<li><a href="/-/healthy">Health</a></li><li><a href="/-/ready">Readiness</a></li></ul>
+<div class="summary">Router {router} &nbsp; <b id="agents-up">{up}</b> up,
+<b id="agents-down">{len(agents) - up}</b> down, of {len(agents)} agents.</div>
+<table><thead><tr><th>State</th><th>Agent</th><th>Class</th>
+<th>Last heartbeat</th><th>Operations</th></tr></thead>
+<tbody>{"".join(rows)}</tbody></table>
+<footer><a href="{path}">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot;
+<a href="/-/ready">Readiness</a> &middot; version {__version__} &middot;
+refreshes every {self.refresh_seconds} s</footer>
 </body></html>
-""".encode()
+"""
 
 
 def make_site(
-    registry: CollectorRegistry, ready: Callable[[], bool], telemetry_path: str = "/metrics"
+    registry: CollectorRegistry,
+    state: AgentState,
+    ready: Callable[[], bool],
+    telemetry_path: str = "/metrics",
 ) -> server.Site:
     """The exporter's web site: ``/``, the telemetry path, ``/-/healthy``, ``/-/ready``."""
     root = resource.Resource()
-    root.putChild(b"", IndexPage(telemetry_path))
+    root.putChild(b"", StatusPage(state, ready, telemetry_path))
     probes = resource.Resource()
     probes.putChild(b"healthy", Text(lambda: True, "Healthy", "Unhealthy"))
     probes.putChild(

@@ -157,3 +157,49 @@ def test_router_restart_disconnects_then_heartbeats_flow_again(own_bed):
     assert log.count("lost router") == 1
     assert log.count("rejoined realm") == 1
     assert exporter.proc.poll() is None
+
+
+def chromium(*args: str, profile) -> subprocess.CompletedProcess:
+    """Debian's Chromium, headless, with nothing reaching outside this machine."""
+    return subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            *args,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_status_page_in_a_browser(bed, exporter, output_dir, tmp_path):
+    exporter.wait_metric("ocs_agent_up", 1, instance_id="fake1")
+    bed.client("fake1").delay_task(delay=0, succeed=False)
+    exporter.wait_metric("ocs_op_code", 6, timeout=10, instance_id="fake1", operation="delay_task")
+    dom = chromium("--dump-dom", exporter.url + "/", profile=tmp_path / "p1")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = dom.stdout.decode()
+    assert "<title>OCS Exporter</title>" in page
+    row = page[page.index('data-instance-id="fake1"') :].split("</tr>")[0]
+    assert "UP" in row and "FakeDataAgent" in row and "observatory.fake1" in row
+    assert "acq RUNNING" in row and "delay_task FAILED" in row
+    assert 'data-instance-id="fake2"' in page
+    shot = output_dir / "status-page.png"
+    shot.unlink(missing_ok=True)
+    result = chromium(
+        f"--screenshot={shot}",
+        "--window-size=1200,700",
+        exporter.url + "/",
+        profile=tmp_path / "p2",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
