@@ -6,9 +6,13 @@ import pytest
 
 from exporter import testbed
 from tests.monitoring import alertmanager_config, prometheus_config, rules_with_hold_times
+from tests.test_dashboards import ALL_VARIABLES, dashboard_queries, substitute
 from tests.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.integration
+
+
+HOLDS = {"OcsAgentDown": "2s", "OcsOperationFailed": "1s"}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +25,7 @@ def stack(bed, tmp_path_factory):
     exporter = bed.start_exporter()
     with WebhookReceiver() as webhook:
         am = testbed.Alertmanager(workdir / "am", alertmanager_config(webhook.url))
-        rules = rules_with_hold_times({"OcsAgentDown": "2s"}, workdir / "ocs-rules.yml")
+        rules = rules_with_hold_times(HOLDS, workdir / "ocs-rules.yml")
         prom = testbed.Prometheus(
             workdir / "prom",
             prometheus_config([f"127.0.0.1:{exporter.port}"], f"127.0.0.1:{am.port}", rules),
@@ -33,6 +37,108 @@ def stack(bed, tmp_path_factory):
         finally:
             prom.stop()
             am.stop()
+
+
+@pytest.fixture(scope="module")
+def replicas(bed, stack, tmp_path_factory):
+    """A second exporter on the same router, and a second Prometheus scraping both replicas
+    (same job, two targets) with the shipped rules; it sends no alerts."""
+    exporter, _, _, _ = stack
+    workdir = tmp_path_factory.mktemp("replicas")
+    replica = bed.start_exporter()
+    rules = rules_with_hold_times(HOLDS, workdir / "ocs-rules.yml")
+    config = prometheus_config(
+        [f"127.0.0.1:{exporter.port}", f"127.0.0.1:{replica.port}"], "127.0.0.1:1", rules
+    )
+    del config["alerting"]
+    prom = testbed.Prometheus(workdir / "prom", config)
+    try:
+        prom.start()
+        testbed.wait_for(prom.targets_up, 30, "both replicas scraped")
+        yield prom
+    finally:
+        prom.stop()
+
+
+def failed_op_in(prom) -> None:
+    """Wait until Prometheus has mon1's delay_task FAILED and enough samples for rates."""
+    testbed.wait_for(
+        lambda: (
+            prom.query('ocs_op_code{instance_id="mon1", operation="delay_task"} == 6')
+            and prom.query("rate(ocs_exporter_heartbeats_total[15s]) > 0")
+        ),
+        60,
+        "mon1's FAILED delay_task and heartbeat rates in Prometheus",
+    )
+
+
+DASHBOARD_VARIABLES = {
+    **ALL_VARIABLES,
+    "agent_class": "FakeDataAgent",
+    "agent": "mon1",
+    "__rate_interval": "15s",
+}
+
+
+def test_every_dashboard_query_returns_data(bed, stack):
+    _, prom, _, _ = stack
+    bed.client("mon1").delay_task(delay=0, succeed=False)
+    failed_op_in(prom)
+    queries = dashboard_queries()
+    assert len(queries) > 20
+    empty = [
+        (uid, title, substitute(expr, DASHBOARD_VARIABLES))
+        for uid, title, expr in queries
+        if not prom.query(substitute(expr, DASHBOARD_VARIABLES))
+    ]
+    assert not empty, "queries without data:\n" + "\n".join(map(str, empty))
+
+
+def _without_instance(result: list[dict], values: bool) -> list:
+    rows = []
+    for sample in result:
+        labels = tuple(sorted((k, v) for k, v in sample["metric"].items() if k != "instance"))
+        rows.append((labels, sample["value"][1] if values else None))
+    return sorted(rows)
+
+
+def test_two_replicas_change_no_agent_panel_and_double_no_alert(bed, stack, replicas):
+    _, single, _, _ = stack
+    bed.client("mon1").delay_task(delay=0, succeed=False)
+    failed_op_in(single)
+    failed_op_in(replicas)
+    # Panels only: variable queries go through label_values(), which drops duplicates.
+    agent_queries = [
+        q
+        for q in dashboard_queries()
+        if q[0] in ("ocs-overview", "ocs-agent") and not q[1].startswith("variable ")
+    ]
+    assert len(agent_queries) > 10
+    for uid, title, expr in agent_queries:
+        query = substitute(expr, DASHBOARD_VARIABLES)
+        # "seconds since" values differ with scrape timing; their series must still match.
+        values = "time()" not in query
+
+        def same(query=query, values=values) -> bool:
+            one = _without_instance(single.query(query), values)
+            two = _without_instance(replicas.query(query), values)
+            return one == two and one
+
+        testbed.wait_for(same, 30, f"{uid} / {title}: same result with one and two replicas")
+
+    def failed_alerts(prom) -> list[dict]:
+        return [
+            a
+            for a in prom.alerts()
+            if a["labels"]["alertname"] == "OcsOperationFailed"
+            and a["labels"]["instance_id"] == "mon1"
+            and a["state"] == "firing"
+        ]
+
+    for prom in (single, replicas):
+        (alert,) = testbed.wait_for(lambda p=prom: failed_alerts(p), 30, "OcsOperationFailed")
+        assert alert["labels"]["operation"] == "delay_task"
+        assert "instance" not in alert["labels"]
 
 
 def test_agent_down_alert_reaches_the_webhook_and_resolves(bed, stack):

@@ -1,0 +1,25 @@
+# OCS Prometheus exporter. Build: docker build -t ocs-exporter .
+# Run:   docker run -v $OCS_CONFIG_DIR:/config:ro -p 10020:10020 ocs-exporter
+FROM python:3.11.14-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    OCS_CONFIG_DIR=/config
+
+WORKDIR /src
+COPY pyproject.toml setup.cfg README.md ./
+COPY exporter ./exporter
+RUN pip install . && rm -rf /src
+
+# OCS images run as uid 9000; so does this one.
+RUN groupadd --system --gid 9000 ocs \
+    && useradd --system --uid 9000 --gid 9000 --no-create-home --shell /usr/sbin/nologin ocs
+USER 9000:9000
+WORKDIR /
+
+EXPOSE 10020
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-m", "exporter.healthcheck"]
+ENTRYPOINT ["ocs-exporter"]

@@ -1,0 +1,541 @@
+"""The Grafana provisioning bundle: datasource, dashboard provider and the three dashboards.
+
+No Grafana server runs in the tests, so the dashboards' JSON model is checked for structure;
+promtool parses every query, and `promtool test rules` evaluates the agent dashboards' queries
+against one and two exporter replicas, which must show the same thing.
+
+`dashboard_queries()` and `substitute()` are meant for running every query against a real
+Prometheus, e.g.::
+
+    for uid, title, expr in dashboard_queries():
+        query(substitute(expr, ALL_VARIABLES))
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVISIONING = ROOT / "grafana" / "provisioning"
+DASHBOARDS = PROVISIONING / "dashboards" / "ocs"
+# Where the Grafana container sees PROVISIONING.
+MOUNT = PurePosixPath("/etc/grafana/provisioning")
+DATASOURCE_UID = "ocs-prometheus"
+FILES = {
+    "ocs-overview.json": "ocs-overview",
+    "ocs-agent.json": "ocs-agent",
+    "ocs-exporter.json": "ocs-exporter",
+}
+UIDS = tuple(FILES.values())
+AGENT_DASHBOARDS = ("ocs-overview", "ocs-agent")
+DATASOURCE_REFS = (
+    {"type": "prometheus", "uid": "${datasource}"},
+    {"type": "prometheus", "uid": "$datasource"},
+)
+OPCODES = {
+    "1": "NONE",
+    "2": "STARTING",
+    "3": "RUNNING",
+    "4": "STOPPING",
+    "5": "SUCCEEDED",
+    "6": "FAILED",
+    "7": "EXPIRED",
+    "8": "DEGRADED",
+}
+AGENT_METRICS = ("ocs_agent_up", "ocs_agent_last_heartbeat_timestamp_seconds", "ocs_op_code")
+BUILTINS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s"}
+# Values that select everything: what Grafana sends with "All" chosen in every variable.
+ALL_VARIABLES = {
+    "datasource": DATASOURCE_UID,
+    "agent_class": ".*",
+    "agent": ".*",
+    "instance": ".*",
+    "__rate_interval": "1m",
+    "__interval": "15s",
+    "__interval_ms": "15000",
+    "__range": "1h",
+    "__range_s": "3600",
+}
+
+# $name, ${name}, ${name:format}, ${name.path}, and the deprecated [[name]], [[name:format]].
+VARIABLE = re.compile(
+    r"\$\{(?P<braced>\w+)(?:\.[^:}]*)?(?::[^}]*)?\}"
+    r"|\[\[(?P<old>\w+)(?::[^\]]*)?\]\]"
+    r"|\$(?P<bare>\w+)"
+)
+LABEL_VALUES = re.compile(r"^\s*label_values\((?P<selector>.+),\s*\w+\s*\)\s*$", re.DOTALL)
+QUERY_RESULT = re.compile(r"^\s*query_result\((?P<expr>.+)\)\s*$", re.DOTALL)
+
+
+def substitute(expr: str, variables: dict[str, str]) -> str:
+    """`expr` with Grafana's variables replaced by `variables[name]`.
+
+    Covers `$name`, `${name}`, `${name:format}` and `[[name]]`, built-ins included (give
+    `__rate_interval`, `__interval`, `__range`, `__range_s`, ... as names). Values are put in
+    as given, whatever the format: pass them already formatted (`.*`, `a|b`). A variable with
+    no value raises KeyError; `$1` and the like are left alone (label_replace references).
+    """
+
+    def replace(match: re.Match) -> str:
+        name = match["braced"] or match["old"] or match["bare"]
+        if name in variables:
+            return variables[name]
+        if name.isdigit():
+            return match[0]
+        raise KeyError(f"no value for Grafana variable ${name} in {expr!r}")
+
+    return VARIABLE.sub(replace, expr)
+
+
+@cache
+def dashboards() -> dict[str, dict]:
+    """Every dashboard by uid."""
+    loaded = [json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))]
+    return {dashboard["uid"]: dashboard for dashboard in loaded}
+
+
+def panels(container: dict):
+    """Every panel, rows and the panels of collapsed rows included."""
+    for panel in container.get("panels", []):
+        yield panel
+        yield from panels(panel)
+
+
+def variables(dashboard: dict) -> dict[str, dict]:
+    return {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+
+
+def variable_query(variable: dict) -> str:
+    query = variable.get("query", "")
+    return query.get("query", "") if isinstance(query, dict) else query
+
+
+def panel_queries(uids: tuple[str, ...] = UIDS) -> list[tuple[str, str, str]]:
+    return [
+        (uid, panel["title"], target["expr"])
+        for uid in uids
+        for panel in panels(dashboards()[uid])
+        for target in panel.get("targets", [])
+    ]
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    """(dashboard uid, panel title, expr) for every query of every dashboard.
+
+    Every panel target's `expr`, then every query variable, titled `variable NAME`: for
+    `label_values(SELECTOR, label)` the SELECTOR (e.g. `ocs_agent_up`), for
+    `query_result(EXPR)` the EXPR. Skipped: datasource variables, and variable queries with no
+    series selector (`label_values(label)`, `label_names()`, `metrics(...)`). The expressions
+    still hold Grafana variables: see `substitute` and ALL_VARIABLES.
+    """
+    queries = panel_queries()
+    for uid, dashboard in dashboards().items():
+        for name, variable in variables(dashboard).items():
+            if variable["type"] != "query":
+                continue
+            query = variable_query(variable)
+            match = LABEL_VALUES.match(query) or QUERY_RESULT.match(query)
+            if match:
+                queries.append((uid, f"variable {name}", match[match.lastgroup]))
+    return queries
+
+
+def value_mappings(panel: dict) -> list[dict[str, dict]]:
+    """The value-to-text options of every value mapping of a panel, overrides included."""
+    field_config = panel.get("fieldConfig", {})
+    mappings = list(field_config.get("defaults", {}).get("mappings", []))
+    for override in field_config.get("overrides", []):
+        for prop in override["properties"]:
+            if prop["id"] == "mappings":
+                mappings.extend(prop["value"])
+    return [mapping["options"] for mapping in mappings if mapping["type"] == "value"]
+
+
+def shows_op_codes(panel: dict) -> bool:
+    """Whether the panel displays op code values (a count of operations does not)."""
+    return any(
+        "ocs_op_code" in target["expr"] and not target["expr"].lstrip().startswith("count")
+        for target in panel.get("targets", [])
+    )
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool not found: scripts/install-system-deps.sh installs it")
+    return path
+
+
+# ---------------------------------------------------------------------------- dashboards
+
+
+def test_dashboard_files_parse_with_expected_uids():
+    # The provider loads every JSON file of the folder: nothing else may be there.
+    assert sorted(path.name for path in DASHBOARDS.glob("*.json")) == sorted(FILES)
+    for name, uid in FILES.items():
+        dashboard = json.loads((DASHBOARDS / name).read_text())
+        assert dashboard["uid"] == uid
+        assert dashboard["title"]
+    assert sorted(dashboards()) == sorted(UIDS)
+
+
+def test_dashboards_are_ready_for_file_provisioning():
+    for name in FILES:
+        text = (DASHBOARDS / name).read_text()
+        dashboard = json.loads(text)
+        assert "id" in dashboard, name
+        assert dashboard["id"] is None, name
+        assert "__inputs" not in dashboard, name
+        assert "__requires" not in dashboard, name
+        assert "${DS_" not in text, name
+        assert dashboard["schemaVersion"] >= 36, name
+
+
+def test_datasource_variable():
+    for uid, dashboard in dashboards().items():
+        found = [v for v in dashboard["templating"]["list"] if v["name"] == "datasource"]
+        assert len(found) == 1, uid
+        (variable,) = found
+        assert variable["type"] == "datasource", uid
+        assert variable["query"] == "prometheus", uid
+        current = variable.get("current", {}).get("value")
+        assert current in (None, DATASOURCE_UID), uid
+
+
+def test_every_panel_target_and_query_variable_uses_the_datasource_variable():
+    for uid, dashboard in dashboards().items():
+        for panel in panels(dashboard):
+            assert panel.get("datasource") in DATASOURCE_REFS, (uid, panel.get("title"))
+            if panel["type"] == "row":
+                continue
+            assert panel["targets"], (uid, panel["title"])
+            for target in panel["targets"]:
+                assert target.get("datasource") in DATASOURCE_REFS, (uid, panel["title"])
+                assert target["expr"].strip(), (uid, panel["title"])
+        for name, variable in variables(dashboard).items():
+            if variable["type"] == "query":
+                assert variable.get("datasource") in DATASOURCE_REFS, (uid, name)
+
+
+def test_panels_have_titles_descriptions_ids_and_fit_the_grid():
+    for uid, dashboard in dashboards().items():
+        ids = [panel["id"] for panel in panels(dashboard)]
+        assert len(ids) == len(set(ids)), uid
+        for panel in panels(dashboard):
+            assert isinstance(panel.get("title"), str), (uid, panel)
+            assert panel["title"].strip(), (uid, panel)
+            if panel["type"] != "row":
+                assert panel.get("description", "").strip(), (uid, panel["title"])
+            grid = panel["gridPos"]
+            assert grid["w"] > 0, (uid, panel["title"])
+            assert grid["h"] > 0, (uid, panel["title"])
+            assert grid["x"] >= 0, (uid, panel["title"])
+            assert grid["x"] + grid["w"] <= 24, (uid, panel["title"])
+
+
+def test_op_code_panels_map_all_eight_op_codes():
+    shown = {uid: 0 for uid in AGENT_DASHBOARDS}
+    for uid, dashboard in dashboards().items():
+        for panel in panels(dashboard):
+            mapped = [options for options in value_mappings(panel) if set(OPCODES) <= set(options)]
+            if not shows_op_codes(panel):
+                # A count of operations must not read as a state ("6" -> "FAILED").
+                assert not mapped, (uid, panel["title"])
+                continue
+            shown[uid] = shown.get(uid, 0) + 1
+            assert mapped, (uid, panel["title"])
+            options = mapped[0]
+            assert {code: options[code]["text"] for code in OPCODES} == OPCODES
+            colors = [options[code].get("color") for code in OPCODES]
+            assert all(colors), (uid, panel["title"])
+            assert len(set(colors)) == len(OPCODES), (uid, panel["title"])
+    assert all(shown[uid] for uid in AGENT_DASHBOARDS), shown
+
+
+def test_overview_shows_operation_states_over_time():
+    timelines = [
+        panel
+        for panel in panels(dashboards()["ocs-overview"])
+        if panel["type"] in ("state-timeline", "status-history") and shows_op_codes(panel)
+    ]
+    assert timelines
+    for panel in timelines:
+        for target in panel["targets"]:
+            assert target["expr"].startswith("max without (instance) (ocs_op_code{")
+            assert target["legendFormat"] == "{{instance_id}} {{operation}}"
+
+
+def test_overview_agent_table_links_to_the_agent_dashboard():
+    tables = [p for p in panels(dashboards()["ocs-overview"]) if p["type"] == "table"]
+    assert len(tables) == 1
+    (table,) = tables
+    for target in table["targets"]:
+        assert target["instant"] is True
+        assert target.get("range") is False
+        assert target["format"] == "table"
+    kinds = [transformation["id"] for transformation in table["transformations"]]
+    assert "merge" in kinds or "joinByField" in kinds
+    renamed = {"instance_id": "instance_id"}
+    for transformation in table["transformations"]:
+        if transformation["id"] == "organize":
+            renamed.update(transformation["options"].get("renameByName", {}))
+    linked = [
+        link["url"]
+        for override in table["fieldConfig"]["overrides"]
+        if override["matcher"] == {"id": "byName", "options": renamed["instance_id"]}
+        for prop in override["properties"]
+        if prop["id"] == "links"
+        for link in prop["value"]
+    ]
+    assert linked
+    for url in linked:
+        assert url.startswith("/d/ocs-agent/")
+        assert "var-agent=${__value.text}" in url
+        assert "${datasource:queryparam}" in url or "var-datasource=${datasource}" in url
+    # The up/down column reads as text.
+    assert any(
+        options.get("0", {}).get("text") == "DOWN" and options.get("1", {}).get("text") == "UP"
+        for options in value_mappings(table)
+    )
+
+
+def test_agent_filter_variables():
+    for uid in AGENT_DASHBOARDS:
+        found = variables(dashboards()[uid])
+        agent_class = found["agent_class"]
+        assert agent_class["type"] == "query"
+        assert variable_query(agent_class) == "label_values(ocs_agent_up, agent_class)"
+        assert agent_class["multi"] is True
+        assert agent_class["includeAll"] is True
+        assert agent_class["allValue"] == ".*"
+        assert agent_class["current"]["value"] == ["$__all"]
+        agent = found["agent"]
+        assert agent["type"] == "query"
+        assert re.fullmatch(
+            r'label_values\(ocs_agent_up\{agent_class=~"\$agent_class"\}, instance_id\)',
+            variable_query(agent),
+        ), uid
+    overview_agent = variables(dashboards()["ocs-overview"])["agent"]
+    assert overview_agent["multi"] is True
+    assert overview_agent["includeAll"] is True
+    assert overview_agent["allValue"] == ".*"
+    assert overview_agent["current"]["value"] == ["$__all"]
+    single_agent = variables(dashboards()["ocs-agent"])["agent"]
+    assert single_agent["multi"] is False
+    assert single_agent["includeAll"] is False
+
+
+def test_agent_queries_are_filtered_by_the_variables():
+    selector = re.compile(r"\b(" + "|".join(AGENT_METRICS) + r")\b(\{[^}]*\})?")
+    for uid, title, expr in panel_queries(AGENT_DASHBOARDS):
+        found = selector.findall(expr)
+        for metric, matchers in found:
+            assert 'agent_class=~"$agent_class"' in matchers, (uid, title, metric)
+            assert 'instance_id=~"$agent"' in matchers, (uid, title, metric)
+            assert "instance=" not in matchers, (uid, title, metric)
+
+
+def test_queries_use_only_defined_variables():
+    for uid, title, expr in dashboard_queries():
+        defined = set(variables(dashboards()[uid])) | BUILTINS
+        used = {m["braced"] or m["old"] or m["bare"] for m in VARIABLE.finditer(expr)}
+        assert used <= defined, (uid, title, used - defined)
+
+
+# ---------------------------------------------------------------------------- provisioning
+
+
+def test_datasource_provisioning():
+    config = yaml.safe_load((PROVISIONING / "datasources" / "ocs-prometheus.yml").read_text())
+    assert config["apiVersion"] == 1
+    (datasource,) = config["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["uid"] == DATASOURCE_UID
+    assert datasource["name"] == "OCS Prometheus"
+    assert datasource["url"] == "http://prometheus:9090"
+    assert datasource["isDefault"] is True
+
+
+def test_dashboard_provider_points_at_the_dashboards_folder():
+    config = yaml.safe_load((PROVISIONING / "dashboards" / "ocs.yml").read_text())
+    assert config["apiVersion"] == 1
+    (provider,) = config["providers"]
+    assert provider["type"] == "file"
+    assert provider["folder"] == "OCS"
+    assert provider["allowUiUpdates"] is False
+    assert provider["options"]["foldersFromFilesStructure"] is False
+    path = PurePosixPath(provider["options"]["path"])
+    assert path.name == DASHBOARDS.name
+    assert path.relative_to(MOUNT) == PurePosixPath(DASHBOARDS.relative_to(PROVISIONING))
+
+
+# ---------------------------------------------------------------------------- query helpers
+
+
+def test_substitute():
+    expr = (
+        'rate(x{a=~"$agent", b=~"$agent_class", c="${agent}", d=~"${agent_class:regex}",'
+        ' e="[[agent]]"}[$__rate_interval]) * $__range_s'
+    )
+    values = {"agent": "fake1", "agent_class": "A|B", "__rate_interval": "1m", "__range_s": "60"}
+    assert substitute(expr, values) == (
+        'rate(x{a=~"fake1", b=~"A|B", c="fake1", d=~"A|B", e="fake1"}[1m]) * 60'
+    )
+    assert substitute('label_replace(x, "y", "$1", "z", "(.*)")', {}) == (
+        'label_replace(x, "y", "$1", "z", "(.*)")'
+    )
+    with pytest.raises(KeyError, match="agent"):
+        substitute('x{a=~"$agent"}', {"agent_class": ".*"})
+
+
+def test_dashboard_queries():
+    queries = dashboard_queries()
+    targets = sum(
+        len(panel.get("targets", []))
+        for dashboard in dashboards().values()
+        for panel in panels(dashboard)
+    )
+    assert len(panel_queries()) == targets
+    assert ("ocs-overview", "variable agent_class", "ocs_agent_up") in queries
+    assert ("ocs-agent", "variable agent", 'ocs_agent_up{agent_class=~"$agent_class"}') in queries
+    assert ("ocs-exporter", "variable instance", 'up{job="ocs-exporter"}') in queries
+    assert not [q for q in queries if q[1] == "variable datasource"]
+    for _, _, expr in queries:
+        assert "$" not in substitute(expr, ALL_VARIABLES)
+
+
+def test_every_query_parses(tmp_path):
+    rules = {
+        "groups": [
+            {
+                "name": uid,
+                "rules": [
+                    {"record": f"dashboard:query_{number}:check", "expr": expr}
+                    for number, (_, _, expr) in enumerate(
+                        q for q in dashboard_queries() if q[0] == uid
+                    )
+                ],
+            }
+            for uid in UIDS
+        ]
+    }
+    path = tmp_path / "queries.yml"
+    path.write_text(yaml.safe_dump(rules))
+    substituted = substitute(path.read_text(), ALL_VARIABLES)
+    path.write_text(substituted)
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------- replicas
+
+SELECTOR = re.compile(r"\b((?:ocs|process)_\w+|up)\b(\{)?")
+
+
+def only_replica(expr: str, instance: str) -> str:
+    """`expr` with every series selector restricted to one exporter replica."""
+
+    def restrict(match: re.Match) -> str:
+        metric, brace = match.groups()
+        return (
+            f'{metric}{{instance="{instance}", ' if brace else f'{metric}{{instance="{instance}"}}'
+        )
+
+    return SELECTOR.sub(restrict, expr)
+
+
+# instance_id: agent_class, whether up, op codes while up
+AGENTS = {
+    "fake1": ("FakeDataAgent", True, {"acq": 3, "count": 5, "set_heartbeat": 1, "delay_task": 6}),
+    "fake2": ("FakeDataAgent", False, {"acq": 3, "delay_task": 1}),
+    "lab1": ("LabAgent", True, {"run": 8, "init": 2, "stop": 4}),
+}
+
+
+def replica_series(instance: str, joined: bool) -> list[dict]:
+    """The exporter's series over 10 min at 15 s: `joined` to the router or cut off at 5 min.
+
+    A down agent stopped heartbeating at 100 s; a replica that is cut off hears nothing after
+    300 s, so it reads every agent down and every op code EXPIRED (7).
+    """
+    series = []
+
+    def add(metric: str, labels: dict, values: str) -> None:
+        text = ", ".join(f'{k}="{v}"' for k, v in {**labels, "instance": instance}.items())
+        series.append({"series": f"{metric}{{{text}}}", "values": values})
+
+    add("ocs_exporter_crossbar_connected", {"job": "ocs-exporter"}, "1x40" if joined else "0x40")
+    for instance_id, (agent_class, heartbeating, op_codes) in AGENTS.items():
+        labels = {
+            "job": "ocs-exporter",
+            "agent_address": f"observatory.{instance_id}",
+            "instance_id": instance_id,
+            "agent_class": agent_class,
+        }
+        up = heartbeating and joined
+        add("ocs_agent_up", labels, "1x40" if up else "0x40")
+        if not heartbeating:
+            last = "100x40"
+        elif joined:
+            last = "0+15x40"
+        else:
+            last = "0+15x20 300x20"
+        add("ocs_agent_last_heartbeat_timestamp_seconds", labels, last)
+        for operation, code in op_codes.items():
+            add("ocs_op_code", {**labels, "operation": operation}, f"{code if up else 7}x40")
+    return series
+
+
+def replica_cases() -> list:
+    try:
+        queries = panel_queries(AGENT_DASHBOARDS)
+    except (OSError, ValueError, KeyError):
+        return []  # the tests of the files above say what is wrong
+    return [pytest.param(*query, id=f"{query[0]}/{query[1]}") for query in queries]
+
+
+@pytest.mark.parametrize(("uid", "title", "expr"), replica_cases())
+def test_two_replicas_show_what_one_replica_shows(tmp_path, uid, title, expr):
+    both = substitute(expr, ALL_VARIABLES)
+    one = only_replica(both, "a")
+    checks = [
+        # Selects something, or the comparisons below prove nothing.
+        {"expr": f"absent({one})", "eval_time": "10m", "exp_samples": []},
+        {"expr": f"({both}) != ({one})", "eval_time": "10m", "exp_samples": []},
+        {"expr": f"({both}) unless ({one})", "eval_time": "10m", "exp_samples": []},
+        {"expr": f"({one}) unless ({both})", "eval_time": "10m", "exp_samples": []},
+    ]
+    tests = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "name": "two replicas joined to the router",
+                "interval": "15s",
+                "input_series": replica_series("a", True) + replica_series("b", True),
+                "promql_expr_test": checks,
+            },
+            {
+                "name": "replica b cut off from the router",
+                "interval": "15s",
+                "input_series": replica_series("a", True) + replica_series("b", False),
+                "promql_expr_test": checks,
+            },
+        ],
+    }
+    path = tmp_path / "replicas.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"{uid} / {title}:\n{result.stdout}{result.stderr}"
