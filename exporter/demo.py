@@ -157,8 +157,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m exporter.demo", description=__doc__)
     parser.add_argument("--crossbar", default=str(ROOT / ".venv-crossbar" / "bin" / "crossbar"))
     parser.add_argument("--workdir", default=str(ROOT / ".demo"))
-    parser.add_argument("--flaky-period", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument(
+        "--flaky-period",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="fake-flaky's heartbeat is off, then on, for this long each (default 30)",
+    )
     args = parser.parse_args(argv)
+    if args.flaky_period <= 6:
+        parser.error("--flaky-period must exceed the 5 s agent timeout (by a second at least)")
     demo = Demo(Path(args.workdir), args.crossbar, args.flaky_period)
     signal.signal(signal.SIGTERM, lambda *_: demo.stopping.set())
     try:
