@@ -113,14 +113,26 @@ def test_compose_paths_exist_and_images_are_pinned():
     assert sum(s.get("image") == "ocs-exporter:local" for s in services.values()) == 2
 
 
-def test_compose_prometheus_config_passes_promtool():
+@pytest.mark.parametrize("name", ["prometheus.yml", "global.yml"])
+def test_compose_prometheus_configs_pass_promtool(name):
     result = subprocess.run(
-        ["promtool", "check", "config", str(ROOT / "deploy" / "prometheus" / "prometheus.yml")],
+        ["promtool", "check", "config", str(ROOT / "deploy" / "prometheus" / name)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_global_view_federates_the_site_prometheus():
+    services = compose()["services"]
+    assert services["prometheus-global"]["profiles"] == ["global"]
+    site = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert site["global"]["external_labels"]["site"]
+    federate = yaml.safe_load((ROOT / "deploy" / "prometheus" / "global.yml").read_text())
+    (job,) = federate["scrape_configs"]
+    assert job["metrics_path"] == "/federate" and job["honor_labels"] is True
+    assert job["static_configs"][0]["targets"] == ["prometheus:9090"]
 
 
 def test_compose_site_config_lists_the_compose_agents():
