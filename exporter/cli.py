@@ -30,7 +30,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from exporter.service import ExporterService  # noqa: PLC0415
 
     setup_logging(settings.log_level, settings.log_format)
-    exporter = ExporterService(settings, reactor)
+    try:
+        exporter = ExporterService(settings, reactor)
+    except ConfigError as exc:
+        fail(str(exc))
     address = f"{settings.listen_host}:{settings.listen_port}"
     try:
         exporter.startService()

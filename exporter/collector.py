@@ -82,6 +82,19 @@ class ExporterCollector(Collector):
         for reason, count in snap.invalid.items():
             invalid.add_metric([reason], count)
         yield invalid
+        yield CounterMetricFamily(
+            "ocs_exporter_heartbeats_refused",
+            "Valid heartbeats from new agents not tracked because --max-agents agents are.",
+            value=snap.refused,
+        )
+        yield GaugeMetricFamily(
+            "ocs_exporter_agents", "Agents tracked, up or down.", value=snap.agents
+        )
+        yield CounterMetricFamily(
+            "ocs_exporter_agents_forgotten",
+            "Agents no longer exported after --forget-after seconds without a heartbeat.",
+            value=snap.forgotten,
+        )
         info = GaugeMetricFamily(
             "ocs_exporter_build_info",
             "Always 1; the exporter's version as a label.",

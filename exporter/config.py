@@ -11,7 +11,7 @@ import argparse
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,6 +30,26 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class WampTLS:
+    """For wss:// routers: whom to trust, and the client certificate to show, if any."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class WampAuth:
+    authid: str
+    method: str  # "ticket" or "wampcra"
+    secret: str = field(repr=False)
+
+
+AUTH_METHODS = ("ticket", "wampcra")
+SECRET_ENV = "OCS_EXPORTER_WAMP_SECRET"
+
+
+@dataclass(frozen=True)
 class Settings:
     wamp_url: str
     realm: str
@@ -39,10 +59,15 @@ class Settings:
     listen_host: str
     listen_port: int
     telemetry_path: str
+    web_config_file: Path | None
     log_level: str
     log_format: str
     serializers: tuple[str, ...]
     max_retry_delay: float
+    forget_after: float = 86400.0
+    max_agents: int = 20000
+    wamp_tls: WampTLS | None = None
+    wamp_auth: WampAuth | None = None
 
 
 def env_name(flag: str) -> str:
@@ -92,7 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=f":{DEFAULT_PORT}",
         metavar="HOST:PORT",
     )
+    _flag(
+        exp,
+        "--forget-after",
+        "stop exporting an agent silent for this long (0: never); e.g. 90m, 24h, 7d",
+        default="24h",
+        metavar="DURATION",
+    )
+    _flag(
+        exp,
+        "--max-agents",
+        "track at most this many agents; heartbeats of more are refused and counted",
+        default="20000",
+        metavar="N",
+    )
     _flag(exp, "--web.telemetry-path", "path of the metrics", default="/metrics", metavar="PATH")
+    _flag(
+        exp,
+        "--web.config.file",
+        "TLS and basic auth, in the Prometheus exporter-toolkit web config format "
+        "(default: plain HTTP, no auth)",
+        metavar="PATH",
+    )
     _flag(exp, "--log.level", "one of " + ", ".join(LOG_LEVELS), default="info", metavar="LEVEL")
     _flag(exp, "--log.format", "one of " + ", ".join(LOG_FORMATS), default="text", metavar="FORMAT")
     _flag(
@@ -102,6 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
         default="msgpack,cbor,json",
         metavar="LIST",
     )
+    wamp = parser.add_argument_group(
+        "secured routers",
+        f"the secret comes from --wamp.secret-file or the environment variable {SECRET_ENV}",
+    )
+    _flag(
+        wamp, "--wamp.tls-ca-file", "CA certificates to trust for a wss:// router", metavar="PATH"
+    )
+    _flag(wamp, "--wamp.tls-cert-file", "client certificate for a wss:// router", metavar="PATH")
+    _flag(wamp, "--wamp.tls-key-file", "its private key", metavar="PATH")
+    _flag(wamp, "--wamp.authid", "WAMP authentication id (default: join anonymously)", metavar="ID")
+    _flag(
+        wamp,
+        "--wamp.authmethod",
+        "WAMP authentication method, one of " + ", ".join(AUTH_METHODS),
+        default="ticket",
+        metavar="METHOD",
+    )
+    _flag(wamp, "--wamp.secret-file", "file holding the ticket or wampcra secret", metavar="PATH")
     _flag(
         exp,
         "--wamp.max-retry-delay",
@@ -122,10 +186,86 @@ def _positive(flag: str, value: str) -> float:
     return number
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(flag: str, value: str) -> float:
+    """Seconds from ``90``, ``30s``, ``15m``, ``24h``, ``7d`` or ``1w``; 0 allowed."""
+    text = value.strip()
+    unit = _UNITS.get(text[-1:])
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ConfigError(
+            f"{flag}: {value!r} is not a duration like 90, 30s, 15m, 24h, 7d"
+        ) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(f"{flag}: {value!r} must not be negative")
+    return seconds
+
+
+def _count(flag: str, value: str) -> int:
+    if not value.strip().isdigit():
+        raise ConfigError(f"{flag}: {value!r} is not a whole number")
+    return int(value)
+
+
 def _choice(flag: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(choices)}")
     return value
+
+
+def _readable(flag: str, value: str) -> Path:
+    path = Path(value)
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{flag}: {value}: {exc.strerror or exc}") from None
+    return path
+
+
+def wamp_security(args: argparse.Namespace, url: str) -> tuple[WampTLS | None, WampAuth | None]:
+    """TLS and authentication settings for the router connection, checked."""
+    ns = args.__dict__
+    files = {
+        flag: ns[dest] and _readable(flag, ns[dest])
+        for flag, dest in (
+            ("--wamp.tls-ca-file", "wamp.tls_ca_file"),
+            ("--wamp.tls-cert-file", "wamp.tls_cert_file"),
+            ("--wamp.tls-key-file", "wamp.tls_key_file"),
+        )
+    }
+    tls = None
+    if any(files.values()):
+        if not url.startswith("wss://"):
+            raise ConfigError(f"--wamp.tls-* options need a wss:// router URL, not {url!r}")
+        if bool(files["--wamp.tls-cert-file"]) != bool(files["--wamp.tls-key-file"]):
+            raise ConfigError("--wamp.tls-cert-file and --wamp.tls-key-file go together")
+        tls = WampTLS(*(files[f] or None for f in files))
+    elif url.startswith("wss://"):
+        tls = WampTLS()
+    authid = ns["wamp.authid"]
+    method = _choice("--wamp.authmethod", ns["wamp.authmethod"], AUTH_METHODS)
+    secret_file = ns["wamp.secret_file"]
+    if secret_file:
+        secret = _readable("--wamp.secret-file", secret_file).read_text().strip()
+        source = f"--wamp.secret-file {secret_file}"
+    else:
+        secret = os.environ.get(SECRET_ENV, "")
+        source = SECRET_ENV
+    if not authid:
+        if secret_file:
+            raise ConfigError("--wamp.secret-file needs --wamp.authid")
+        return tls, None
+    if not secret:
+        raise ConfigError(
+            f"--wamp.authid {authid}: no secret: set --wamp.secret-file or {SECRET_ENV}"
+            if source == SECRET_ENV
+            else f"{source}: the file is empty"
+        )
+    return tls, WampAuth(authid, method, secret)
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -224,9 +364,12 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(
             f"--web.telemetry-path: {telemetry_path!r} must start with / and not be / or /-/..."
         )
+    check_wamp_url(url, url_source)
+    wamp_tls, wamp_auth = wamp_security(args, url)
+    web_config_file = args.__dict__["web.config.file"]
     host, port = parse_listen_address(args.__dict__["web.listen_address"])
     return Settings(
-        wamp_url=check_wamp_url(url, url_source),
+        wamp_url=url,
         realm=realm,
         address_root=address_root.rstrip("."),
         site_file=path,
@@ -234,8 +377,13 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         listen_host=host,
         listen_port=port,
         telemetry_path=telemetry_path,
+        web_config_file=Path(web_config_file) if web_config_file else None,
         log_level=_choice("--log.level", args.__dict__["log.level"], LOG_LEVELS),
         log_format=_choice("--log.format", args.__dict__["log.format"], LOG_FORMATS),
         serializers=serializers,
         max_retry_delay=_positive("--wamp.max-retry-delay", args.__dict__["wamp.max_retry_delay"]),
+        forget_after=parse_duration("--forget-after", args.forget_after),
+        max_agents=_count("--max-agents", args.max_agents),
+        wamp_tls=wamp_tls,
+        wamp_auth=wamp_auth,
     )

@@ -147,8 +147,7 @@ class Demo:
 
     def stop(self) -> None:
         self.stopping.set()
-        for proc in reversed(self.procs):
-            testbed.stop_process(proc)
+        testbed.stop_processes(self.procs)
         for server in reversed(self.servers):
             server.stop()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
@@ -11,7 +13,8 @@ from autobahn.wamp.types import SubscribeOptions
 from twisted.application import service
 from twisted.internet.interfaces import IReactorTime
 
-from exporter.state import AgentState, InvalidHeartbeat, LogThrottle
+from exporter.config import ConfigError, WampAuth, WampTLS
+from exporter.state import AgentRefused, AgentState, InvalidHeartbeat, LogThrottle
 
 log = logging.getLogger("exporter.listener")
 
@@ -24,9 +27,48 @@ def describe(exc: BaseException) -> str:
     """A short, one-line reason for a WAMP or connection error."""
     if isinstance(exc, ApplicationError):
         message = exc.error_message()
+    elif type(exc).__module__.startswith("OpenSSL") and exc.args and isinstance(exc.args[0], list):
+        reasons = [str(entry[-1]) for entry in exc.args[0] if isinstance(entry, tuple)]
+        message = "TLS: " + ("; ".join(reasons) or type(exc).__name__)
     else:
         message = str(exc) or type(exc).__name__
     return " ".join(message.split())
+
+
+def client_tls(hostname: str, tls: WampTLS) -> Any:
+    """Twisted client TLS options: trust ``tls.ca_file`` (else the system's CAs), and show
+    a client certificate if one is configured. Raises ConfigError on unusable files."""
+    from twisted.internet import ssl  # noqa: PLC0415 - pyOpenSSL only when TLS is used
+
+    trust = None
+    client = None
+    try:
+        if tls.ca_file:
+            pems = re.findall(
+                rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                tls.ca_file.read_bytes(),
+                re.DOTALL,
+            )
+            if not pems:
+                raise ConfigError(f"--wamp.tls-ca-file {tls.ca_file}: no PEM certificate in it")
+            trust = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(p) for p in pems])
+        if tls.cert_file and tls.key_file:
+            client = ssl.PrivateCertificate.loadPEM(
+                tls.cert_file.read_bytes() + b"\n" + tls.key_file.read_bytes()
+            )
+    except ConfigError:
+        raise
+    except Exception as exc:  # pyOpenSSL raises several kinds
+        raise ConfigError(f"--wamp.tls-* files: cannot load: {describe(exc)}") from None
+    return ssl.optionsForClientTLS(hostname, trustRoot=trust, clientCertificate=client)
+
+
+def authentication(auth: WampAuth | None) -> dict:
+    """autobahn Component ``authentication`` for ticket or WAMP-CRA."""
+    if auth is None:
+        return {}
+    key = "ticket" if auth.method == "ticket" else "secret"
+    return {auth.method: {"authid": auth.authid, key: auth.secret}}
 
 
 def heartbeat_topic(address_root: str) -> str:
@@ -46,6 +88,8 @@ class HeartbeatListener(service.Service):
         serializers: tuple[str, ...] = ("msgpack", "cbor", "json"),
         max_retry_delay: float = 10.0,
         reactor: IReactorTime | None = None,
+        tls: WampTLS | None = None,
+        auth: WampAuth | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor  # noqa: PLC0415
@@ -56,6 +100,10 @@ class HeartbeatListener(service.Service):
         self.serializers = serializers
         self.max_retry_delay = max_retry_delay
         self.reactor = reactor
+        self.auth = auth
+        self.tls_options = None
+        if tls is not None:
+            self.tls_options = client_tls(urlsplit(url).hostname or "", tls)
         self.connected = False
         self.throttle = LogThrottle(60.0)
         self._outage_started: float | None = None  # reactor time the current outage began
@@ -63,22 +111,28 @@ class HeartbeatListener(service.Service):
         self._restart = None
 
     def _make_component(self) -> Component:
+        transport = {
+            "type": "websocket",
+            "url": self.url,
+            "serializers": list(self.serializers),
+            "max_retries": -1,
+            "initial_retry_delay": INITIAL_RETRY_DELAY,
+            "max_retry_delay": self.max_retry_delay,
+            "retry_delay_growth": RETRY_DELAY_GROWTH,
+            "retry_delay_jitter": RETRY_DELAY_JITTER,
+            # Notice a router that vanished without closing the connection.
+            "options": {"autoPingInterval": 10.0, "autoPingTimeout": 10.0},
+        }
+        if self.tls_options is not None:
+            parts = urlsplit(self.url)
+            transport["endpoint"] = {
+                "type": "tcp",
+                "host": parts.hostname,
+                "port": parts.port or 443,
+                "tls": self.tls_options,
+            }
         component = Component(
-            transports=[
-                {
-                    "type": "websocket",
-                    "url": self.url,
-                    "serializers": list(self.serializers),
-                    "max_retries": -1,
-                    "initial_retry_delay": INITIAL_RETRY_DELAY,
-                    "max_retry_delay": self.max_retry_delay,
-                    "retry_delay_growth": RETRY_DELAY_GROWTH,
-                    "retry_delay_jitter": RETRY_DELAY_JITTER,
-                    # Notice a router that vanished without closing the connection.
-                    "options": {"autoPingInterval": 10.0, "autoPingTimeout": 10.0},
-                }
-            ],
-            realm=self.realm,
+            transports=[transport], realm=self.realm, authentication=authentication(self.auth)
         )
         component.on("join", self._on_join)
         component.on("leave", self._on_leave)
@@ -122,6 +176,7 @@ class HeartbeatListener(service.Service):
 
         def subscribed(_: Any) -> None:
             self.connected = True
+            self.state.connection_restored()
             if self._outage_started is None:
                 log.info(
                     "joined realm %s at %s, subscribed to %s", self.realm, self.url, self.topic
@@ -161,6 +216,7 @@ class HeartbeatListener(service.Service):
         """Log once per outage, however many events autobahn reports for it."""
         if self.connected:
             self.connected = False
+            self.state.connection_lost()
             self._outage_started = self.reactor.seconds()
             log.warning("lost router %s (%s); reconnecting", self.url, why)
 
@@ -177,4 +233,12 @@ class HeartbeatListener(service.Service):
                     agent,
                     exc.reason,
                     exc.detail,
+                )
+        except AgentRefused as exc:
+            if self.throttle.allow(AgentRefused):
+                log.warning(
+                    "not tracking new agent %s: --max-agents=%d agents are tracked already; "
+                    "further refusals are counted and not logged for 60 s",
+                    exc,
+                    self.state.max_agents,
                 )

@@ -2,34 +2,82 @@
 
 from __future__ import annotations
 
+import logging
+from functools import partial
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from twisted.application import service
-from twisted.internet.interfaces import IListeningPort, IReactorTCP
+from twisted.internet import threads
+from twisted.internet.interfaces import IListeningPort, IReactorSSL, IReactorTCP
+from twisted.python.threadpool import ThreadPool
 from twisted.web import server
 
+from exporter.basicauth import BasicAuth, BasicAuthResource, find_resource
 from exporter.collector import AgentCollector, ExporterCollector
 from exporter.config import Settings
 from exporter.listener import HeartbeatListener
 from exporter.state import AgentState
 from exporter.web import make_site
+from exporter.webconfig import ServerContextFactory, WebConfig, load_web_config
+
+log = logging.getLogger(__name__)
+
+# Liveness probes (Docker's HEALTHCHECK, Kubernetes) must work without secrets.
+AUTH_EXEMPT = ("/-/healthy",)
 
 
 class WebService(service.Service):
-    """Listens as soon as it starts, so that a port in use fails there and then."""
+    """Listens as soon as it starts, so that a port in use fails there and then.
 
-    def __init__(self, site: server.Site, host: str, port: int, reactor: IReactorTCP) -> None:
+    With a web config file (loaded here, so a bad one is a ConfigError at construction):
+    HTTPS with its TLS context, and basic auth on everything but ``AUTH_EXEMPT``, checked
+    with bcrypt on a pool of its own so that a flood of wrong passwords cannot hold up the
+    reactor's pool, where the scrapes run.
+    """
+
+    def __init__(
+        self,
+        site: server.Site,
+        host: str,
+        port: int,
+        reactor: IReactorTCP | IReactorSSL,
+        web_config_file: Path | None = None,
+    ) -> None:
         self.site = site
         self.host = host
         self.port = port
         self.reactor = reactor
         self.listening: IListeningPort | None = None
+        self.web_config: WebConfig | None = None
+        self.bcrypt_pool: ThreadPool | None = None
+        if web_config_file is not None:
+            self.web_config = load_web_config(web_config_file)
+        if self.web_config is not None and self.web_config.users:
+            self.bcrypt_pool = ThreadPool(0, 2, name="bcrypt")
+            run = partial(threads.deferToThreadPool, reactor, self.bcrypt_pool)
+            root = site.resource
+            exempt = tuple(find_resource(root, path) for path in AUTH_EXEMPT)
+            site.resource = BasicAuthResource(root, BasicAuth(self.web_config.users, run), exempt)
 
     def startService(self) -> None:
-        self.listening = self.reactor.listenTCP(self.port, self.site, interface=self.host)
+        context = self.web_config and self.web_config.context
+        if context is not None:
+            self.listening = self.reactor.listenSSL(
+                self.port, self.site, ServerContextFactory(context), interface=self.host
+            )
+        else:
+            self.listening = self.reactor.listenTCP(self.port, self.site, interface=self.host)
+        if self.web_config is not None:
+            log.info("%s", self.web_config.describe())
+        if self.bcrypt_pool is not None:
+            self.bcrypt_pool.start()
         super().startService()
 
     def stopService(self):  # noqa: ANN201 - a Deferred, as Twisted wants
         super().stopService()
+        if self.bcrypt_pool is not None and self.bcrypt_pool.started:
+            self.bcrypt_pool.stop()
         if self.listening is not None:
             return self.listening.stopListening()
         return None
@@ -43,7 +91,12 @@ class ExporterService(service.MultiService):
         if reactor is None:
             from twisted.internet import reactor  # noqa: PLC0415
         self.settings = settings
-        self.state = AgentState(settings.address_root, settings.agent_timeout)
+        self.state = AgentState(
+            settings.address_root,
+            settings.agent_timeout,
+            forget_after=settings.forget_after,
+            max_agents=settings.max_agents,
+        )
         self.listener = HeartbeatListener(
             self.state,
             url=settings.wamp_url,
@@ -52,6 +105,8 @@ class ExporterService(service.MultiService):
             serializers=settings.serializers,
             max_retry_delay=settings.max_retry_delay,
             reactor=reactor,
+            tls=settings.wamp_tls,
+            auth=settings.wamp_auth,
         )
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -60,7 +115,9 @@ class ExporterService(service.MultiService):
         self.registry.register(AgentCollector(self.state))
         self.registry.register(ExporterCollector(self.state, self.ready))
         site = make_site(self.registry, self.state, self.ready, settings.telemetry_path)
-        self.web = WebService(site, settings.listen_host, settings.listen_port, reactor)
+        self.web = WebService(
+            site, settings.listen_host, settings.listen_port, reactor, settings.web_config_file
+        )
         # Web first: a port in use stops the start before anything connects.
         self.web.setServiceParent(self)
         self.listener.setServiceParent(self)

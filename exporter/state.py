@@ -41,6 +41,10 @@ MAX_NAME_LENGTH = 200  # operation names, agent addresses, agent classes, sessio
 MAX_OPERATIONS = 256  # per agent
 
 
+class AgentRefused(Exception):
+    """A valid heartbeat from a new agent while ``max_agents`` agents are already tracked."""
+
+
 class InvalidHeartbeat(Exception):
     """A heartbeat payload that is not one; ``reason`` is one of :data:`REASONS`."""
 
@@ -109,6 +113,9 @@ class AgentView:
 class Counters:
     heartbeats: int  # heartbeat events received, valid or not
     invalid: dict[str, int]  # rejected ones, by reason
+    refused: int  # valid ones from new agents refused for --max-agents
+    forgotten: int  # agents forgotten after --forget-after of silence
+    agents: int  # agents tracked now
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +124,14 @@ class Snapshot:
 
 
 class AgentState:
-    """Every agent heard on the router, keyed by agent address. Thread-safe."""
+    """Every agent heard on the router, keyed by agent address. Thread-safe.
+
+    Liveness: an agent is up while less than ``timeout`` seconds have passed since its last
+    heartbeat. After the router connection comes back, agents that were up when it was lost
+    get one ``timeout`` of grace from the rejoin, so they are not all declared down while
+    they reconnect. Agents silent for ``forget_after`` seconds (0: never) are forgotten; at
+    most ``max_agents`` are tracked.
+    """
 
     def __init__(
         self,
@@ -125,15 +139,23 @@ class AgentState:
         timeout: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        forget_after: float = 0.0,
+        max_agents: int = 0,
     ) -> None:
         self.prefix = address_root + "."
         self.timeout = timeout
+        self.forget_after = forget_after
+        self.max_agents = max_agents
         self._monotonic = monotonic
         self._wall = wall
         self._agents: dict[str, Agent] = {}
         self._lock = threading.Lock()
         self._heartbeats = 0
         self._invalid = dict.fromkeys(REASONS, 0)
+        self._refused = 0
+        self._forgotten = 0
+        self._lost_at: float | None = None  # monotonic time the router connection was lost
+        self._rejoined_at: float | None = None  # ... and came back after that
 
     def ingest(self, payload: Any) -> None:
         """Record one heartbeat event's payload; raise InvalidHeartbeat (counted) if bad."""
@@ -188,6 +210,11 @@ class AgentState:
             self._heartbeats += 1
             agent = self._agents.get(address)
             if agent is None:
+                if self.max_agents and len(self._agents) >= self.max_agents:
+                    self._forget(now_mono)
+                    if len(self._agents) >= self.max_agents:
+                        self._refused += 1
+                        raise AgentRefused(address)
                 self._agents[address] = Agent(
                     address=address,
                     instance_id=address[len(self.prefix) :],
@@ -204,18 +231,60 @@ class AgentState:
             agent.last_mono = now_mono
             agent.last_wall = now_wall
 
+    def connection_lost(self) -> None:
+        """The router connection is gone: no heartbeat can arrive until it is back."""
+        with self._lock:
+            self._lost_at = self._monotonic()
+            self._rejoined_at = None
+
+    def connection_restored(self) -> None:
+        """Joined and subscribed again: start the agents' grace period."""
+        with self._lock:
+            if self._lost_at is not None:
+                self._rejoined_at = self._monotonic()
+
     def snapshot(self) -> Snapshot:
         """A consistent view of every agent, with liveness decided now."""
         with self._lock:
             now = self._monotonic()
+            self._forget(now)
             return Snapshot(tuple(self._view(agent, now) for agent in self._agents.values()))
 
     def snapshot_counters(self) -> Counters:
         with self._lock:
-            return Counters(self._heartbeats, dict(self._invalid))
+            return Counters(
+                self._heartbeats,
+                dict(self._invalid),
+                self._refused,
+                self._forgotten,
+                len(self._agents),
+            )
+
+    def _forget(self, now: float) -> None:
+        if not self.forget_after:
+            return
+        silent = [
+            a for a, agent in self._agents.items() if now - agent.last_mono >= self.forget_after
+        ]
+        for address in silent:
+            del self._agents[address]
+        self._forgotten += len(silent)
+
+    def _liveness_from(self, agent: Agent) -> float:
+        """The monotonic time the agent's timeout runs from: its last heartbeat, or the
+        rejoin if it was up when the router was lost and has not been heard since."""
+        last = agent.last_mono
+        if (
+            self._rejoined_at is not None
+            and last < self._rejoined_at
+            and last > self._lost_at - self.timeout
+        ):
+            return self._rejoined_at
+        return last
 
     def _view(self, agent: Agent, now: float) -> AgentView:
-        up = now - agent.last_mono < self.timeout
+        since = self._liveness_from(agent)
+        up = now - since < self.timeout
         return AgentView(
             address=agent.address,
             instance_id=agent.instance_id,
@@ -223,7 +292,7 @@ class AgentState:
             session_id=agent.session_id,
             up=up,
             last_heartbeat=agent.last_wall,
-            expired_at=None if up else agent.last_wall + self.timeout,
+            expired_at=None if up else agent.last_wall + (since - agent.last_mono) + self.timeout,
             op_codes=agent.op_codes if up else dict.fromkeys(agent.op_codes, EXPIRED),
         )
 

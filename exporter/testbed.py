@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,22 +63,75 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """SIGTERM the process group, SIGKILL it if it has not exited after ``timeout``."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
+    stop_processes([proc], timeout)
+
+
+def stop_processes(procs: Sequence[subprocess.Popen], timeout: float = 10.0) -> None:
+    """SIGTERM every process group at once; SIGKILL those still running after ``timeout``."""
+    running = [p for p in procs if p.poll() is None]
+    for proc in running:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.wait(max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
 
 
-def crossbar_config(port: int, realm: str = REALM, address_root: str = ADDRESS_ROOT) -> dict:
-    """A crossbar 26 router config equivalent to OCS's shipped one, plus an HTTP publisher."""
+EXPORTER_ROLE_FILE = Path(__file__).resolve().parent.parent / "deploy/crossbar/exporter-role.json"
+
+
+@dataclass
+class Secured:
+    """A second, secured transport for the exporter: TLS, and WAMP authentication into the
+    least-privilege role shipped in deploy/crossbar/exporter-role.json."""
+
+    port: int
+    key: Path
+    certificate: Path
+    client_ca: Path | None = None  # require client certificates signed by it
+    tickets: dict[str, str] = field(default_factory=dict)  # authid -> ticket
+    wampcra: dict[str, str] = field(default_factory=dict)  # authid -> secret
+
+    @property
+    def url(self) -> str:
+        return f"wss://localhost:{self.port}/ws"
+
+    def transport(self) -> dict:
+        role = json.loads(EXPORTER_ROLE_FILE.read_text())["name"]
+        auth: dict = {}
+        if self.tickets:
+            auth["ticket"] = {
+                "type": "static",
+                "principals": {a: {"ticket": t, "role": role} for a, t in self.tickets.items()},
+            }
+        if self.wampcra:
+            auth["wampcra"] = {
+                "type": "static",
+                "users": {a: {"secret": t, "role": role} for a, t in self.wampcra.items()},
+            }
+        tls = {"key": str(self.key), "certificate": str(self.certificate)}
+        if self.client_ca:
+            tls["ca_certificates"] = [str(self.client_ca)]
+        return {
+            "type": "web",
+            "endpoint": {"type": "tcp", "port": self.port, "interface": "127.0.0.1", "tls": tls},
+            "paths": {"ws": {"type": "websocket", "auth": auth}},
+        }
+
+
+def crossbar_config(
+    port: int,
+    realm: str = REALM,
+    address_root: str = ADDRESS_ROOT,
+    secured: Secured | None = None,
+) -> dict:
+    """A crossbar 26 router config equivalent to OCS's shipped one, plus an HTTP publisher
+    and, optionally, a secured transport for the exporter."""
 
     def role(name: str, register: bool) -> dict:
         return {
@@ -98,19 +152,20 @@ def crossbar_config(port: int, realm: str = REALM, address_root: str = ADDRESS_R
             ],
         }
 
+    roles = [role("iocs_agent", True), role("iocs_controller", False)]
+    extra_transports = []
+    if secured is not None:
+        roles.append(json.loads(EXPORTER_ROLE_FILE.read_text()))
+        extra_transports.append(secured.transport())
     return {
         "version": 2,
         "controller": {},
         "workers": [
             {
                 "type": "router",
-                "realms": [
-                    {
-                        "name": realm,
-                        "roles": [role("iocs_agent", True), role("iocs_controller", False)],
-                    }
-                ],
+                "realms": [{"name": realm, "roles": roles}],
                 "transports": [
+                    *extra_transports,
                     {
                         "type": "web",
                         "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
@@ -132,7 +187,7 @@ def crossbar_config(port: int, realm: str = REALM, address_root: str = ADDRESS_R
                                 "role": "iocs_controller",
                             },
                         },
-                    }
+                    },
                 ],
             }
         ],
@@ -169,8 +224,15 @@ def fake_agent_entry(instance_id: str, *arguments: str) -> dict:
 class Router:
     """A crossbar router in its own directory, on a free loopback port."""
 
-    def __init__(self, crossbar: str, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        crossbar: str,
+        workdir: Path,
+        port: int | None = None,
+        secured: Secured | None = None,
+    ) -> None:
         self.crossbar = crossbar
+        self.secured = secured
         self.cbdir = Path(workdir) / ".crossbar"
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
@@ -186,7 +248,8 @@ class Router:
 
     def start(self, timeout: float = 60.0) -> None:
         self.cbdir.mkdir(parents=True, exist_ok=True)
-        (self.cbdir / "config.json").write_text(json.dumps(crossbar_config(self.port), indent=2))
+        config = crossbar_config(self.port, secured=self.secured)
+        (self.cbdir / "config.json").write_text(json.dumps(config, indent=2))
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [self.crossbar, "start", "--cbdir", str(self.cbdir), "--loglevel", "warn"],
@@ -205,6 +268,8 @@ class Router:
             return port_open(self.port)
 
         wait_for(up, timeout, f"crossbar on port {self.port}")
+        if self.secured is not None:
+            wait_for(lambda: port_open(self.secured.port), timeout, "crossbar's secured port")
 
     def stop(self) -> None:
         if self.proc is not None:

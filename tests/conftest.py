@@ -33,6 +33,8 @@ def output_dir() -> Path:
 
 
 class Testbed:
+    __test__ = False  # a helper, not a test class
+
     """A router with a site file, and the agents and exporters started on it."""
 
     def __init__(self, workdir: Path) -> None:
@@ -58,18 +60,19 @@ class Testbed:
 
         return OCSClient(instance_id, args=["--site-file", str(self.site_file)])
 
-    def start_exporter(self, *flags: str, wait_ready: bool = True) -> Exporter:
-        exporter = Exporter.start(self.site_file, self.workdir, *flags)
+    def start_exporter(
+        self, *flags: str, wait_ready: bool = True, env: dict | None = None
+    ) -> Exporter:
+        exporter = Exporter.start(self.site_file, self.workdir, *flags, env=env)
         self.exporters.append(exporter)
         if wait_ready:
             exporter.wait_ready()
         return exporter
 
     def stop(self) -> None:
-        for exporter in self.exporters:
-            exporter.stop()
-        for proc in self.agents.values():
-            testbed.stop_process(proc)
+        testbed.stop_processes(
+            [exporter.proc for exporter in self.exporters] + list(self.agents.values())
+        )
         self.router.stop()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.error
@@ -51,7 +52,9 @@ class Exporter:
         self.log_path = log_path
 
     @classmethod
-    def start(cls, site_file: Path, workdir: Path, *flags: str) -> Exporter:
+    def start(
+        cls, site_file: Path, workdir: Path, *flags: str, env: dict | None = None
+    ) -> Exporter:
         port = testbed.free_port()
         log_path = Path(workdir) / f"exporter-{port}.log"
         with open(log_path, "ab") as log:
@@ -74,6 +77,7 @@ class Exporter:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env={**os.environ, **(env or {})},
             )
         return cls(proc, port, log_path)
 

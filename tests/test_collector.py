@@ -89,3 +89,21 @@ def test_openmetrics_output_parses():
     assert text.endswith("# EOF\n")
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"ocs_agent_up", "ocs_op_code", "ocs_exporter_heartbeats"} <= names
+
+
+def test_tracking_series():
+    clock = FakeClock()
+    state = AgentState(
+        "observatory", 5.0, clock.monotonic, clock.time, forget_after=60, max_agents=2
+    )
+    registry = CollectorRegistry()
+    registry.register(ExporterCollector(state, lambda: True))
+    for name in ("a", "b", "c"):
+        with contextlib.suppress(Exception):
+            state.ingest(heartbeat(name))
+    assert registry.get_sample_value("ocs_exporter_agents") == 2
+    assert registry.get_sample_value("ocs_exporter_heartbeats_refused_total") == 1
+    clock.advance(61)
+    state.snapshot()
+    assert registry.get_sample_value("ocs_exporter_agents") == 0
+    assert registry.get_sample_value("ocs_exporter_agents_forgotten_total") == 2

@@ -184,3 +184,39 @@ def test_help_documents_every_flag_and_its_variable(run_exporter):
     ):
         assert flag in out
         assert env_name(flag) in out.replace("\n", " ").replace("  ", "")
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("0", 0),
+        ("90", 90),
+        ("30s", 30),
+        ("15m", 900),
+        ("24h", 86400),
+        ("7d", 604800),
+        ("1.5h", 5400),
+    ],
+)
+def test_durations(value, seconds):
+    from exporter.config import parse_duration
+
+    assert parse_duration("--forget-after", value) == seconds
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "10x", "", "nan"])
+def test_bad_durations(value):
+    from exporter.config import parse_duration
+
+    with pytest.raises(ConfigError, match="--forget-after"):
+        parse_duration("--forget-after", value)
+
+
+def test_forget_after_and_max_agents(tmp_path):
+    path = site(tmp_path, {"hub": HUB})
+    s = settings_from_args(["--site-file", str(path)])
+    assert (s.forget_after, s.max_agents) == (86400, 20000)
+    s = settings_from_args(["--site-file", str(path), "--forget-after", "0", "--max-agents", "5"])
+    assert (s.forget_after, s.max_agents) == (0, 5)
+    with pytest.raises(ConfigError, match="--max-agents"):
+        settings_from_args(["--site-file", str(path), "--max-agents", "many"])

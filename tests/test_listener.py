@@ -72,3 +72,46 @@ def test_failing_to_join_from_the_start_is_logged_once(caplog):
             listener._on_connect_failure(None, ConnectionRefusedError("Connection refused"))
     assert len(caplog.records) == 1
     assert "cannot join realm r" in caplog.records[0].getMessage()
+
+
+def test_listener_tells_the_state_about_outages_and_rejoins():
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())
+    listener._on_heartbeat(heartbeat("fake1"))
+    listener.connected = True
+    listener._on_disconnect(None, was_clean=False)
+    clock.advance(60)
+    assert not state.snapshot().agents[0].up
+
+    class Session:
+        def subscribe(self, handler, topic, options):
+            from twisted.internet.defer import succeed
+
+            return succeed(None)
+
+    listener._on_join(Session(), None)
+    assert listener.connected
+    assert state.snapshot().agents[0].up  # grace after the rejoin
+
+
+def test_refused_agents_are_logged_once(caplog):
+    state = AgentState("observatory", 5.0, max_agents=1)
+    listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())
+    with caplog.at_level(logging.WARNING, logger="exporter.listener"):
+        for i in range(10):
+            listener._on_heartbeat(heartbeat(f"a{i}"))
+    assert state.snapshot_counters().refused == 9
+    assert len(caplog.records) == 1 and "--max-agents=1" in caplog.records[0].getMessage()
+
+
+def test_tls_errors_read_as_one_short_line():
+    from OpenSSL import SSL
+
+    from exporter.listener import describe
+
+    error = SSL.Error([("SSL routines", "", "certificate verify failed")])
+    assert describe(error) == "TLS: certificate verify failed"
+    assert describe(ConnectionRefusedError("Connection refused\nmore")) == "Connection refused more"

@@ -223,3 +223,90 @@ def test_log_throttle_memory_is_bounded(clock):
     assert not throttle.allow("d")  # full of recent keys
     clock.advance(61)
     assert throttle.allow("d")  # old keys pruned
+
+
+def test_grace_after_rejoin_for_agents_up_when_the_router_was_lost(state, clock):
+    state.ingest(heartbeat("alive", {"acq": 3}))
+    state.ingest(heartbeat("dead", {"acq": 3}))
+    clock.advance(20)  # 'dead' stopped long before the outage
+    state.ingest(heartbeat("alive", {"acq": 3}))
+    clock.advance(1)
+    state.connection_lost()
+    clock.advance(30)  # the outage: no heartbeat can arrive
+    assert not agents(state)["alive"].up  # unknown during the outage, as the registry says
+    state.connection_restored()
+    clock.advance(4.9)
+    view = agents(state)
+    assert view["alive"].up and view["alive"].op_codes == {"acq": 3}
+    assert not view["dead"].up  # it was down before the outage: no grace
+    clock.advance(0.1)  # one timeout after the rejoin, still silent: down
+    assert not agents(state)["alive"].up
+
+
+def test_grace_expiry_time_is_one_timeout_after_the_rejoin(state, clock):
+    state.ingest(heartbeat("a"))
+    last = clock.wall
+    state.connection_lost()
+    clock.advance(10)
+    state.connection_restored()
+    clock.advance(6)
+    assert agents(state)["a"].expired_at == last + 10 + 5.0
+
+
+def test_heartbeat_during_grace_counts_as_usual(state, clock):
+    state.ingest(heartbeat("a"))
+    state.connection_lost()
+    clock.advance(10)
+    state.connection_restored()
+    clock.advance(2)
+    state.ingest(heartbeat("a"))
+    clock.advance(4.9)
+    assert agents(state)["a"].up
+    clock.advance(0.2)
+    assert not agents(state)["a"].up
+
+
+def test_no_grace_without_an_outage(state, clock):
+    state.connection_restored()  # the first join
+    state.ingest(heartbeat("a"))
+    clock.advance(5)
+    assert not agents(state)["a"].up
+
+
+def test_silent_agents_are_forgotten(clock):
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, forget_after=60)
+    state.ingest(heartbeat("old"))
+    clock.advance(30)
+    state.ingest(heartbeat("new"))
+    clock.advance(29.9)
+    assert set(agents(state)) == {"old", "new"}
+    clock.advance(0.1)
+    assert set(agents(state)) == {"new"}
+    counters = state.snapshot_counters()
+    assert counters.forgotten == 1 and counters.agents == 1
+    state.ingest(heartbeat("old"))  # heard again: back
+    assert set(agents(state)) == {"old", "new"}
+
+
+def test_max_agents_refuses_new_agents_and_counts(clock):
+    from exporter.state import AgentRefused
+
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, max_agents=2)
+    state.ingest(heartbeat("a"))
+    state.ingest(heartbeat("b"))
+    with pytest.raises(AgentRefused):
+        state.ingest(heartbeat("c"))
+    state.ingest(heartbeat("a", {"acq": 6}))  # known agents still update
+    assert agents(state)["a"].op_codes == {"acq": 6}
+    counters = state.snapshot_counters()
+    assert counters.refused == 1 and counters.agents == 2 and counters.heartbeats == 4
+
+
+def test_max_agents_makes_room_by_forgetting_first(clock):
+    state = AgentState(
+        "observatory", 5.0, clock.monotonic, clock.time, forget_after=60, max_agents=1
+    )
+    state.ingest(heartbeat("a"))
+    clock.advance(61)
+    state.ingest(heartbeat("b"))
+    assert set(agents(state)) == {"b"}
