@@ -11,10 +11,18 @@ from exporter import __version__
 from exporter.state import AgentState
 
 AGENT_LABELS = ["agent_address", "instance_id", "agent_class"]
+AGENT_HELP = {
+    "ocs_agent_up": "1 if the agent heartbeated within the agent timeout, else 0.",
+    "ocs_agent_last_heartbeat_timestamp_seconds": "Unix time the agent's last heartbeat was "
+    "received.",
+    "ocs_op_code": "OpCode of the operation: 1 NONE, 2 STARTING, 3 RUNNING, 4 STOPPING, "
+    "5 SUCCEEDED, 6 FAILED, 7 EXPIRED (agent down), 8 DEGRADED.",
+}
 
 
 class AgentCollector(Collector):
-    """Agent liveness and operation states, e.g.
+    """Agent liveness and operation states, built afresh from a snapshot: the reference
+    that :mod:`exporter.exposition` renders faster. E.g.
 
     ocs_op_code{agent_address="observatory.fake1",instance_id="fake1",
                 agent_class="FakeDataAgent",operation="acq"} 3.0
@@ -25,21 +33,13 @@ class AgentCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snap = self.state.snapshot()
-        up = GaugeMetricFamily(
-            "ocs_agent_up",
-            "1 if the agent heartbeated within the agent timeout, else 0.",
-            labels=AGENT_LABELS,
-        )
-        last = GaugeMetricFamily(
-            "ocs_agent_last_heartbeat_timestamp_seconds",
-            "Unix time the agent's last heartbeat was received.",
-            labels=AGENT_LABELS,
-        )
-        op_code = GaugeMetricFamily(
-            "ocs_op_code",
-            "OpCode of the operation: 1 NONE, 2 STARTING, 3 RUNNING, 4 STOPPING, "
-            "5 SUCCEEDED, 6 FAILED, 7 EXPIRED (agent down), 8 DEGRADED.",
-            labels=[*AGENT_LABELS, "operation"],
+        up, last, op_code = (
+            GaugeMetricFamily(name, AGENT_HELP[name], labels=labels)
+            for name, labels in (
+                ("ocs_agent_up", AGENT_LABELS),
+                ("ocs_agent_last_heartbeat_timestamp_seconds", AGENT_LABELS),
+                ("ocs_op_code", [*AGENT_LABELS, "operation"]),
+            )
         )
         for agent in snap.agents:
             labels = [agent.address, agent.instance_id, agent.agent_class]

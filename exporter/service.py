@@ -14,8 +14,9 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web import server
 
 from exporter.basicauth import BasicAuth, BasicAuthResource, find_resource
-from exporter.collector import AgentCollector, ExporterCollector
+from exporter.collector import ExporterCollector
 from exporter.config import Settings
+from exporter.exposition import AgentExposition, MetricsPage
 from exporter.listener import HeartbeatListener
 from exporter.state import AgentState
 from exporter.web import make_site
@@ -70,6 +71,8 @@ class WebService(service.Service):
             self.listening = self.reactor.listenTCP(self.port, self.site, interface=self.host)
         if self.web_config is not None:
             log.info("%s", self.web_config.describe())
+            if self.web_config.users and context is None:
+                log.warning("basic auth without TLS: passwords cross the network in clear")
         if self.bcrypt_pool is not None:
             self.bcrypt_pool.start()
         super().startService()
@@ -112,9 +115,12 @@ class ExporterService(service.MultiService):
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.registry.register(AgentCollector(self.state))
         self.registry.register(ExporterCollector(self.state, self.ready))
-        site = make_site(self.registry, self.state, self.ready, settings.telemetry_path)
+        # The agent series are rendered by AgentExposition, which caches per agent.
+        metrics = MetricsPage(self.registry, AgentExposition(self.state))
+        site = make_site(
+            self.registry, self.state, self.ready, settings.telemetry_path, metrics=metrics
+        )
         self.web = WebService(
             site, settings.listen_host, settings.listen_port, reactor, settings.web_config_file
         )

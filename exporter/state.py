@@ -93,6 +93,7 @@ class Agent:
     op_codes: dict[str, int]  # never mutated: replaced by each heartbeat's mapping
     last_wall: float
     last_mono: float
+    version: int = 0  # a new, state-wide unique number whenever anything but the time changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,10 @@ class Counters:
     refused: int  # valid ones from new agents refused for --max-agents
     forgotten: int  # agents forgotten after --forget-after of silence
     agents: int  # agents tracked now
+
+
+# (agent_address, version, instance_id, agent_class, op_codes, up, last_heartbeat)
+Row = tuple[str, int, str, str, dict[str, int], bool, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,7 @@ class AgentState:
         self._invalid = dict.fromkeys(REASONS, 0)
         self._refused = 0
         self._forgotten = 0
+        self._version = 0
         self._lost_at: float | None = None  # monotonic time the router connection was lost
         self._rejoined_at: float | None = None  # ... and came back after that
 
@@ -215,6 +221,7 @@ class AgentState:
                     if len(self._agents) >= self.max_agents:
                         self._refused += 1
                         raise AgentRefused(address)
+                self._version += 1
                 self._agents[address] = Agent(
                     address=address,
                     instance_id=address[len(self.prefix) :],
@@ -223,6 +230,7 @@ class AgentState:
                     op_codes=op_codes,
                     last_wall=now_wall,
                     last_mono=now_mono,
+                    version=self._version,
                 )
                 return
             agent.agent_class = agent_class
@@ -230,6 +238,8 @@ class AgentState:
             agent.op_codes = op_codes
             agent.last_mono = now_mono
             agent.last_wall = now_wall
+            self._version += 1
+            agent.version = self._version
 
     def connection_lost(self) -> None:
         """The router connection is gone: no heartbeat can arrive until it is back."""
@@ -249,6 +259,41 @@ class AgentState:
             now = self._monotonic()
             self._forget(now)
             return Snapshot(tuple(self._view(agent, now) for agent in self._agents.values()))
+
+    def rows(self) -> list[Row]:
+        """What a scrape needs of every agent, cheaply: one tuple per agent, liveness decided
+        now. ``version`` changes whenever anything but the time does, so a renderer can
+        cache what it made of the rest."""
+        with self._lock:
+            now = self._monotonic()
+            self._forget(now)
+            if self._rejoined_at is None:  # no grace to apply: the common, fast case
+                cutoff = now - self.timeout
+                return [
+                    (
+                        address,
+                        agent.version,
+                        agent.instance_id,
+                        agent.agent_class,
+                        agent.op_codes,
+                        agent.last_mono > cutoff,
+                        agent.last_wall,
+                    )
+                    for address, agent in self._agents.items()
+                ]
+            timeout = self.timeout
+            return [
+                (
+                    address,
+                    agent.version,
+                    agent.instance_id,
+                    agent.agent_class,
+                    agent.op_codes,
+                    now - self._liveness_from(agent) < timeout,
+                    agent.last_wall,
+                )
+                for address, agent in self._agents.items()
+            ]
 
     def snapshot_counters(self) -> Counters:
         with self._lock:

@@ -155,8 +155,10 @@ def make_site(
     state: AgentState,
     ready: Callable[[], bool],
     telemetry_path: str = "/metrics",
+    metrics: resource.Resource | None = None,
 ) -> server.Site:
-    """The exporter's web site: ``/``, the telemetry path, ``/-/healthy``, ``/-/ready``."""
+    """The exporter's web site: ``/``, the telemetry path (``metrics``, by default the
+    registry's), ``/-/healthy``, ``/-/ready``."""
     root = resource.Resource()
     root.putChild(b"", StatusPage(state, ready, telemetry_path))
     probes = resource.Resource()
@@ -171,7 +173,7 @@ def make_site(
         child = resource.Resource()
         node.putChild(part.encode(), child)
         node = child
-    node.putChild(leaf.encode(), MetricsResource(registry))
+    node.putChild(leaf.encode(), metrics or MetricsResource(registry))
     site = server.Site(root)
     site.displayTracebacks = False
     return site

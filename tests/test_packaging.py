@@ -183,6 +183,9 @@ def test_the_package_builds_with_its_entry_point_and_dependencies(tmp_path):
         "autobahn",
         "twisted",
         "pyyaml",
+        "pyopenssl",
+        "cryptography",
+        "bcrypt",
     }
     assert "ocs-exporter = exporter.cli:main" in entry_points
 

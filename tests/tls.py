@@ -124,3 +124,14 @@ def make_authority(directory: Path, name: str = "ca") -> Authority:
 def other_key(path: Path) -> Path:
     """A private key that matches no certificate."""
     return write_key(path, ec.generate_private_key(ec.SECP256R1()))
+
+
+def encrypted_copy(key: Path, path: Path, passphrase: bytes = b"passphrase") -> Path:
+    """``key`` again, encrypted with ``passphrase``."""
+    loaded = serialization.load_pem_private_key(key.read_bytes(), None)
+    pem = loaded.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+    return _write(path, pem)

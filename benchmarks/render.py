@@ -1,0 +1,90 @@
+"""``python -m benchmarks.render``: /metrics rendering at N agents x M operations, side by
+side: the reference collector through prometheus_client (the baseline) and the exporter's
+cached renderer, in the same process and run. Prints milliseconds (median and p99 of
+repeated renders) and their ratio; asserts nothing."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.collector import AgentCollector, ExporterCollector
+from exporter.exposition import AgentExposition, MetricsPage
+from exporter.state import AgentState
+
+
+def heartbeat(i: int, ops: int, code: int = 1) -> list:
+    address = f"observatory.bench-{i}"
+    op_codes = {"acq": 3, **{f"task{k}": code for k in range(1, ops)}}
+    feed = {"agent_address": address, "session_id": "1.0", "agent_class": "BenchAgent"}
+    return [op_codes, feed]
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, int]:
+    times, size = [], 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+        size = len(out)
+    times.sort()
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    return statistics.median(times) * 1000, p99 * 1000, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--agents", type=int, default=10000)
+    parser.add_argument("--ops", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--changed", type=int, default=100, help="agents changed between renders")
+    args = parser.parse_args()
+    state = AgentState("observatory", 5.0)
+    for i in range(args.agents):
+        state.ingest(heartbeat(i, args.ops))
+    reference = CollectorRegistry()
+    reference.register(AgentCollector(state))
+    reference.register(ExporterCollector(state, lambda: True))
+    own = CollectorRegistry()
+    own.register(ExporterCollector(state, lambda: True))
+    page = MetricsPage(own, AgentExposition(state))
+    page.body(False, False)  # fill the cache, as the first scrape does
+    tick = [0]
+
+    def churn() -> None:
+        """Between renders, some agents' op codes change, as tasks start and end."""
+        tick[0] += 1
+        for i in range(args.changed):
+            state.ingest(
+                heartbeat((tick[0] * args.changed + i) % args.agents, args.ops, tick[0] % 2 + 1)
+            )
+
+    rows = [
+        ("baseline: collector + generate_latest", lambda: (churn(), generate_latest(reference))[1]),
+        ("cached renderer, text", lambda: (churn(), page.body(False, False))[1]),
+        ("cached renderer, OpenMetrics", lambda: (churn(), page.body(True, False))[1]),
+        ("cached renderer, text, gzip level 1", lambda: (churn(), page.body(False, True))[1]),
+        (
+            "baseline text, gzip level 9 (prometheus_client's)",
+            lambda: gzip.compress(generate_latest(reference)),
+        ),
+    ]
+    print(f"{args.agents} agents x {args.ops} operations, {args.changed} agents changed per render")
+    results = {}
+    for name, fn in rows:
+        repeat = args.repeat if "baseline" not in name else max(3, args.repeat // 4)
+        median, p99, size = timed(fn, repeat)
+        results[name] = median
+        print(f"  {name:52s} median {median:8.1f} ms  p99 {p99:8.1f} ms  {size / 1e6:6.2f} MB")
+    base = results["baseline: collector + generate_latest"]
+    fast = results["cached renderer, text"]
+    print(f"  ratio cached/baseline (text): {fast / base:.3f} ({base / fast:.0f}x faster)")
+
+
+if __name__ == "__main__":
+    main()
