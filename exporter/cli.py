@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as exc:
         fail(f"--web.listen-address {address}: cannot listen: {exc.strerror or exc}")
     reactor.addSystemEventTrigger("before", "shutdown", exporter.stopService)
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(exporter.reload_site_config))
     log.info(
         "ocs-exporter %s serving %s on %s; heartbeats from %s realm %s",
         __version__,

@@ -68,6 +68,12 @@ class Settings:
     max_agents: int = 20000
     wamp_tls: WampTLS | None = None
     wamp_auth: WampAuth | None = None
+    expected_agents: tuple = ()
+    site_host: str | None = None
+    op_types: bool = True
+    op_state: bool = False
+    registry_compat: bool = False
+    registry_compat_instance_id: str = "registry"
 
 
 def env_name(flag: str) -> str:
@@ -102,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(site, "--site-hub", "WAMP router URL, overrides hub.wamp_server", metavar="URL")
     _flag(site, "--site-realm", "WAMP realm, overrides hub.wamp_realm", metavar="REALM")
     _flag(site, "--address-root", "OCS address root, overrides hub.address_root", metavar="ROOT")
+    _flag(
+        site,
+        "--site-host",
+        "expect only the agent instances of this host of the site config (default: all)",
+        metavar="HOST",
+    )
     exp = parser.add_argument_group("exporter")
     _flag(
         exp,
@@ -147,6 +159,38 @@ def build_parser() -> argparse.ArgumentParser:
         "WAMP serializers to offer, in order of preference, from " + ", ".join(SERIALIZERS),
         default="msgpack,cbor,json",
         metavar="LIST",
+    )
+    _flag(
+        exp,
+        "--collector.op-types",
+        "ask each agent once per session (get_api) which operations are tasks or processes",
+        default="true",
+        metavar="BOOL",
+    )
+    _flag(
+        exp,
+        "--collector.op-state",
+        "also export ocs_op_state, an OpenMetrics StateSet (8 series per operation)",
+        default="false",
+        metavar="BOOL",
+    )
+    compat = parser.add_argument_group("a drop-in for the OCS RegistryAgent")
+    _flag(
+        compat,
+        "--registry-compat",
+        "also answer on the router as an OCS RegistryAgent whose process 'main' reports "
+        "every agent as the registry does; alone means true",
+        default="false",
+        nargs="?",
+        const="true",
+        metavar="BOOL",
+    )
+    _flag(
+        compat,
+        "--registry-compat.instance-id",
+        "its instance id: it answers at <address_root>.ID",
+        default="registry",
+        metavar="ID",
     )
     wamp = parser.add_argument_group(
         "secured routers",
@@ -203,6 +247,22 @@ def parse_duration(flag: str, value: str) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ConfigError(f"{flag}: {value!r} must not be negative")
     return seconds
+
+
+def parse_bool(flag: str, value: str) -> bool:
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{flag}: {value!r} is not true or false")
+
+
+def _instance_id(flag: str, value: str) -> str:
+    """An OCS instance id: one component of a WAMP URI."""
+    if not value or any(c.isspace() or c in ".#" for c in value) or not value.isprintable():
+        raise ConfigError(f"{flag}: {value!r} is not an instance id (no dots, #, or spaces)")
+    return value
 
 
 def _count(flag: str, value: str) -> int:
@@ -288,7 +348,7 @@ def find_site_file(args: argparse.Namespace) -> Path | None:
 
 
 def load_site_file(path: Path) -> Mapping:
-    """The ``hub`` block of an OCS site config file."""
+    """An OCS site config file, checked to be a mapping with a ``hub`` mapping."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -310,7 +370,41 @@ def load_site_file(path: Path) -> Mapping:
         raise ConfigError(f"site config {path}: missing key 'hub'")
     if not isinstance(hub, dict):
         raise ConfigError(f"site config {path}: 'hub' is not a mapping")
-    return hub
+    return data
+
+
+def expected_agents(data: Mapping, path: Path | None, site_host: str | None) -> tuple:
+    """The ``agent-instances`` of every host (or of ``site_host`` only) as ExpectedAgents;
+    ``manage: ignore`` and ``manage: .../down`` entries are not expected to run."""
+    from exporter.state import ExpectedAgent  # noqa: PLC0415 - config stays light to import
+
+    hosts = data.get("hosts") or {}
+    if not isinstance(hosts, dict):
+        raise ConfigError(f"site config {path}: 'hosts' is not a mapping")
+    if site_host is not None and site_host not in hosts:
+        raise ConfigError(f"site config {path}: --site-host {site_host}: no such host")
+    agents = {}
+    for host, listed in hosts.items():
+        if site_host is not None and host != site_host:
+            continue
+        entry = listed or {}  # a host with nothing under it is fine
+        instances = entry.get("agent-instances", []) if isinstance(entry, dict) else None
+        if not isinstance(instances, list):
+            raise ConfigError(f"site config {path}: hosts.{host}.agent-instances is not a list")
+        for i, instance in enumerate(instances):
+            where = f"site config {path}: hosts.{host}.agent-instances[{i}]"
+            if not isinstance(instance, dict):
+                raise ConfigError(f"{where} is not a mapping")
+            instance_id = instance.get("instance-id")
+            agent_class = instance.get("agent-class", "")
+            if not isinstance(instance_id, str) or not instance_id:
+                raise ConfigError(f"{where}: missing 'instance-id'")
+            if not isinstance(agent_class, str):
+                raise ConfigError(f"{where}: 'agent-class' is not a string")
+            manage = str(instance.get("manage", "")).strip().lower()
+            expected = not (manage == "ignore" or manage.endswith("/down"))
+            agents[instance_id] = ExpectedAgent(instance_id, agent_class, str(host), expected)
+    return tuple(agents.values())
 
 
 def check_wamp_url(url: str, source: str) -> str:
@@ -329,8 +423,11 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     args = build_parser().parse_args(argv)
     path = find_site_file(args)
     hub: Mapping = {}
+    expected: tuple = ()
     if path is not None:
-        hub = load_site_file(path)
+        data = load_site_file(path)
+        hub = data["hub"]
+        expected = expected_agents(data, path, args.site_host)
     elif not (args.site_hub and args.site_realm and args.address_root):
         raise ConfigError(
             "no site config: pass --site-file, set OCS_CONFIG_DIR, or give --site-hub, "
@@ -386,4 +483,12 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         max_agents=_count("--max-agents", args.max_agents),
         wamp_tls=wamp_tls,
         wamp_auth=wamp_auth,
+        expected_agents=expected,
+        site_host=args.site_host,
+        op_types=parse_bool("--collector.op-types", args.__dict__["collector.op_types"]),
+        op_state=parse_bool("--collector.op-state", args.__dict__["collector.op_state"]),
+        registry_compat=parse_bool("--registry-compat", args.registry_compat),
+        registry_compat_instance_id=_instance_id(
+            "--registry-compat.instance-id", args.__dict__["registry_compat.instance_id"]
+        ),
     )

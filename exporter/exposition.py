@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import logging
 import threading
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_LATEST
@@ -21,8 +22,8 @@ from twisted.internet import threads
 from twisted.python.failure import Failure
 from twisted.web import resource, server
 
-from exporter.collector import AGENT_HELP
-from exporter.state import EXPIRED, AgentState
+from exporter.collector import AGENT_FAMILIES, OP_STATE_FAMILY, expected_label
+from exporter.state import EXPIRED, OPCODES, Agent, AgentState
 
 log = logging.getLogger("exporter.web")
 EOF = b"# EOF\n"
@@ -34,77 +35,136 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+FAMILIES = (*AGENT_FAMILIES, OP_STATE_FAMILY)
+INDEX = {family[0]: i for i, family in enumerate(FAMILIES)}
+LAST, GAP = (
+    INDEX["ocs_agent_last_heartbeat_timestamp_seconds"],
+    INDEX["ocs_agent_heartbeat_gap_seconds"],
+)
+
+
+def _headers(openmetrics: bool) -> list[bytes]:
+    headers = []
+    for family, kind, _, help in FAMILIES:
+        name, shown = family, kind
+        if not openmetrics:  # the classic text format: counters as name_total, no stateset
+            name = family + "_total" if kind == "counter" else family
+            shown = "gauge" if kind == "stateset" else kind
+        headers.append(f"# HELP {name} {help}\n# TYPE {name} {shown}\n".encode())
+    return headers
+
+
+HEADERS = {False: _headers(False), True: _headers(True)}
+
+
+def _lines(name: str, labels: str, samples: Iterable[tuple[str, float]]) -> bytes:
+    """``name{labels,extra} value`` lines; ``extra`` is a rendered label list or empty."""
+    return "".join(
+        f"{name}{{{labels}{extra}}} {float(value)!r}\n" for extra, value in samples
+    ).encode()
+
+
 class _AgentLines:
-    """One agent's rendered lines (bytes), for one version of it."""
+    """One agent's rendered lines, for one version of it: per family index, the bytes to
+    emit while the agent is up and while it is down (the time-varying families aside)."""
 
-    __slots__ = ("last_prefix", "ops_down", "ops_up", "up_0", "up_1", "version")
+    __slots__ = ("down", "gap_prefix", "last_prefix", "up", "version")
 
-    def __init__(
-        self, address: str, version: int, instance_id: str, agent_class: str, ops: dict
-    ) -> None:
+    def __init__(self, agent: Agent, version: int, op_state: bool) -> None:
         labels = (
-            f'agent_address="{_escape(address)}",instance_id="{_escape(instance_id)}",'
-            f'agent_class="{_escape(agent_class)}"'
+            f'agent_address="{_escape(agent.address)}",'
+            f'instance_id="{_escape(agent.instance_id)}",'
+            f'agent_class="{_escape(agent.agent_class)}"'
         )
         self.version = version
-        self.up_1 = f"ocs_agent_up{{{labels}}} 1.0\n".encode()
-        self.up_0 = f"ocs_agent_up{{{labels}}} 0.0\n".encode()
         self.last_prefix = f"ocs_agent_last_heartbeat_timestamp_seconds{{{labels}}} ".encode()
-        self.ops_up = "".join(
-            f'ocs_op_code{{{labels},operation="{_escape(op)}"}} {float(code)!r}\n'
-            for op, code in ops.items()
-        ).encode()
-        self.ops_down = "".join(
-            f'ocs_op_code{{{labels},operation="{_escape(op)}"}} {float(EXPIRED)!r}\n' for op in ops
-        ).encode()
+        self.gap_prefix = f"ocs_agent_heartbeat_gap_seconds{{{labels}}} ".encode()
+        ops = agent.op_codes
+        heard = agent.last_wall is not None
 
+        def op(name: str) -> str:
+            return f',operation="{_escape(name)}"'
 
-def _header(name: str) -> bytes:
-    return f"# HELP {name} {AGENT_HELP[name]}\n# TYPE {name} gauge\n".encode()
+        common = {
+            "ocs_agent_info": [
+                (f',host="{_escape(agent.host)}",expected="{expected_label(agent.expected)}"', 1)
+            ],
+            "ocs_agent_start_timestamp_seconds": (
+                [("", agent.start_time)] if agent.start_time is not None else []
+            ),
+            "ocs_agent_restarts_total": [("", agent.restarts)] if heard else [],
+            "ocs_op_last_change_timestamp_seconds": [
+                (op(name), when) for name, when in agent.changed.items()
+            ],
+            "ocs_op_transitions_total": [
+                (f'{op(name)},to="{OPCODES[code]}"', count)
+                for (name, code), count in agent.transitions.items()
+            ],
+            "ocs_op_info": [
+                (f'{op(name)},op_type="{_escape(kind)}"', 1)
+                for name, kind in (agent.op_types or {}).items()
+                if name in ops
+            ],
+        }
 
+        def parts(up: bool) -> tuple[tuple[int, bytes], ...]:
+            codes = ops if up else dict.fromkeys(ops, EXPIRED)
+            samples = {
+                **common,
+                "ocs_agent_up": [("", 1 if up else 0)],
+                "ocs_op_code": [(op(name), code) for name, code in codes.items()],
+            }
+            if op_state:
+                samples["ocs_op_state"] = [
+                    (f'{op(name)},ocs_op_state="{state}"', number == code)
+                    for name, code in codes.items()
+                    for number, state in OPCODES.items()
+                ]
+            rendered = []
+            for index, (family, kind, _, _) in enumerate(FAMILIES):
+                sample_name = family + "_total" if kind == "counter" else family
+                lines = _lines(sample_name, labels, samples.get(sample_name, ()))
+                if lines:
+                    rendered.append((index, lines))
+            return tuple(rendered)
 
-HEADERS = {
-    name: _header(name)
-    for name in ("ocs_agent_up", "ocs_agent_last_heartbeat_timestamp_seconds", "ocs_op_code")
-}
+        self.up = parts(True)
+        self.down = parts(False)
 
 
 class AgentExposition:
-    """Renders ``ocs_agent_up``, ``ocs_agent_last_heartbeat_timestamp_seconds`` and
-    ``ocs_op_code`` in the text format (also valid inside OpenMetrics)."""
+    """Renders every agent family of :data:`exporter.collector.AGENT_FAMILIES` (and
+    ``ocs_op_state`` when ``op_state``), in the text format or OpenMetrics (minus # EOF)."""
 
-    def __init__(self, state: AgentState) -> None:
+    def __init__(self, state: AgentState, op_state: bool = False) -> None:
         self.state = state
+        self.op_state = op_state
         self._cache: dict[str, _AgentLines] = {}
         self._lock = threading.Lock()  # scrapes may run concurrently on the thread pool
 
-    def render(self) -> bytes:
+    def render(self, openmetrics: bool = False) -> bytes:
         rows = self.state.rows()
-        up_lines: list[bytes] = [HEADERS["ocs_agent_up"]]
-        last_lines: list[bytes] = [HEADERS["ocs_agent_last_heartbeat_timestamp_seconds"]]
-        op_lines: list[bytes] = [HEADERS["ocs_op_code"]]
-        add_up, add_last, add_op = up_lines.append, last_lines.append, op_lines.append
+        families: list[list[bytes]] = [[header] for header in HEADERS[openmetrics]]
+        add_last, add_gap = families[LAST].append, families[GAP].append
         with self._lock:
             cache = self._cache
             get = cache.get
-            for address, version, instance_id, agent_class, ops, up, last in rows:
-                lines = get(address)
+            for agent, version, up, last, gap in rows:
+                lines = get(agent.address)
                 if lines is None or lines.version != version:
-                    lines = cache[address] = _AgentLines(
-                        address, version, instance_id, agent_class, ops
-                    )
-                if up:
-                    add_up(lines.up_1)
-                    add_op(lines.ops_up)
-                else:
-                    add_up(lines.up_0)
-                    add_op(lines.ops_down)
-                add_last(lines.last_prefix + repr(last).encode() + b"\n")
+                    lines = cache[agent.address] = _AgentLines(agent, version, self.op_state)
+                for index, text in lines.up if up else lines.down:
+                    families[index].append(text)
+                if last is not None:
+                    add_last(lines.last_prefix + repr(last).encode() + b"\n")
+                    add_gap(lines.gap_prefix + repr(gap).encode() + b"\n")
             if len(cache) > len(rows):  # forgotten agents drop out
-                current = {row[0] for row in rows}
+                current = {row[0].address for row in rows}
                 for address in [a for a in cache if a not in current]:
                     del cache[address]
-        return b"".join(up_lines) + b"".join(last_lines) + b"".join(op_lines)
+        if not self.op_state:
+            families.pop()
+        return b"".join(b"".join(family) for family in families)
 
 
 class MetricsPage(resource.Resource):
@@ -122,7 +182,7 @@ class MetricsPage(resource.Resource):
     def body(self, openmetrics: bool, compress: bool) -> bytes:
         if openmetrics:
             own = generate_openmetrics(self.registry)
-            body = own[: -len(EOF)] + self.agents.render() + EOF
+            body = own[: -len(EOF)] + self.agents.render(openmetrics=True) + EOF
         else:
             body = generate_latest(self.registry) + self.agents.render()
         # Level 1: at 7 MB the default level 9 alone would take longer than the scrape target.

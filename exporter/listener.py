@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 from twisted.application import service
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from exporter.config import ConfigError, WampAuth, WampTLS
@@ -71,6 +73,26 @@ def authentication(auth: WampAuth | None) -> dict:
     return {auth.method: {"authid": auth.authid, key: auth.secret}}
 
 
+GET_API_TIMEOUT = 10.0
+
+
+def op_types_of(api: Any) -> dict[str, str] | None:
+    """``{operation: "task" | "process"}`` from an agent's get_api answer, whose ``tasks``
+    and ``processes`` list ``(name, session, op_info)`` entries."""
+    if not isinstance(api, dict):
+        return None
+    types: dict[str, str] = {}
+    for key, kind in (("tasks", "task"), ("processes", "process")):
+        entries = api.get(key)
+        if not isinstance(entries, list):
+            return None
+        for entry in entries:
+            name = entry[0] if isinstance(entry, list | tuple) and entry else entry
+            if isinstance(name, str):
+                types[name] = kind
+    return types
+
+
 def heartbeat_topic(address_root: str) -> str:
     """The wildcard topic every agent's heartbeat matches: ``<root>..feeds.heartbeat``."""
     return f"{address_root}..feeds.heartbeat"
@@ -90,6 +112,7 @@ class HeartbeatListener(service.Service):
         reactor: IReactorTime | None = None,
         tls: WampTLS | None = None,
         auth: WampAuth | None = None,
+        op_types: bool = True,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor  # noqa: PLC0415
@@ -101,6 +124,8 @@ class HeartbeatListener(service.Service):
         self.max_retry_delay = max_retry_delay
         self.reactor = reactor
         self.auth = auth
+        self.op_types = op_types
+        self._session: Any = None  # the joined WAMP session, for get_api calls
         self.tls_options = None
         if tls is not None:
             self.tls_options = client_tls(urlsplit(url).hostname or "", tls)
@@ -109,6 +134,9 @@ class HeartbeatListener(service.Service):
         self._outage_started: float | None = None  # reactor time the current outage began
         self._component: Component | None = None
         self._restart = None
+        # Extra setup on every (re)join, called with the session once subscribed; a hook's
+        # failure is logged and changes nothing else.
+        self.join_hooks: list[Callable[[Any], Any]] = []
 
     def _make_component(self) -> Component:
         transport = {
@@ -176,6 +204,7 @@ class HeartbeatListener(service.Service):
 
         def subscribed(_: Any) -> None:
             self.connected = True
+            self._session = session
             self.state.connection_restored()
             if self._outage_started is None:
                 log.info(
@@ -185,6 +214,7 @@ class HeartbeatListener(service.Service):
                 outage = self.reactor.seconds() - self._outage_started
                 log.info("rejoined realm %s at %s after %.1f s", self.realm, self.url, outage)
             self._outage_started = None
+            self._run_join_hooks(session)
 
         def refused(failure: Any) -> None:
             log.error("router refused subscription to %s: %s", self.topic, failure.value)
@@ -193,11 +223,39 @@ class HeartbeatListener(service.Service):
         d.addCallbacks(subscribed, refused)
         return d
 
+    def _run_join_hooks(self, session: Any) -> None:
+        for hook in self.join_hooks:
+            d = defer.maybeDeferred(hook, session)
+            d.addErrback(self._join_hook_failed, hook)
+
+    def _join_hook_failed(self, failure: Any, hook: Callable[[Any], Any]) -> None:
+        name = getattr(hook, "__qualname__", repr(hook))
+        log.error("join hook %s failed: %s", name, describe(failure.value))
+
     def _on_leave(self, session: Any, details: Any) -> None:
         self._lost(f"left realm: {details.reason}")
 
     def _on_disconnect(self, session: Any, was_clean: bool = True) -> None:
         self._lost("connection closed" if was_clean else "connection lost")
+
+    def _ask_op_types(self, address: str, session_id: str | None) -> None:
+        """Ask a new or restarted agent which operations are tasks and which processes:
+        one get_api call per agent session (OCS agents answer it without credentials)."""
+        d = self._session.call(address, "get_api")
+        d.addTimeout(GET_API_TIMEOUT, self.reactor)
+
+        def answered(api: Any) -> None:
+            types = op_types_of(api)
+            if types is None:
+                raise ValueError("the get_api answer has no tasks and processes lists")
+            self.state.set_op_types(address, session_id, types)
+
+        def failed(failure: Any) -> None:
+            self.state.op_types_failed()
+            if self.throttle.allow(("get_api", address)):
+                log.info("get_api of %s failed: %s", address, describe(failure.value))
+
+        d.addCallback(answered).addErrback(failed)
 
     def _on_connect_failure(self, component: Any, exc: Exception) -> None:
         if self.connected:  # autobahn reports a dropped session here too
@@ -214,6 +272,7 @@ class HeartbeatListener(service.Service):
 
     def _lost(self, why: str) -> None:
         """Log once per outage, however many events autobahn reports for it."""
+        self._session = None
         if self.connected:
             self.connected = False
             self.state.connection_lost()
@@ -223,7 +282,8 @@ class HeartbeatListener(service.Service):
     def _on_heartbeat(self, *args: Any, **kwargs: Any) -> None:
         payload = args[0] if len(args) == 1 and not kwargs else None
         try:
-            self.state.ingest(payload)
+            if self.state.ingest(payload) and self.op_types and self._session is not None:
+                self._ask_op_types(payload[1]["agent_address"], payload[1].get("session_id"))
         except InvalidHeartbeat as exc:
             agent = exc.agent_address or "an unknown agent"
             if self.throttle.allow(agent):

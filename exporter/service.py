@@ -15,9 +15,10 @@ from twisted.web import server
 
 from exporter.basicauth import BasicAuth, BasicAuthResource, find_resource
 from exporter.collector import ExporterCollector
-from exporter.config import Settings
+from exporter.config import ConfigError, Settings, expected_agents, load_site_file
 from exporter.exposition import AgentExposition, MetricsPage
 from exporter.listener import HeartbeatListener
+from exporter.registry_compat import RegistryCompat
 from exporter.state import AgentState
 from exporter.web import make_site
 from exporter.webconfig import ServerContextFactory, WebConfig, load_web_config
@@ -100,6 +101,7 @@ class ExporterService(service.MultiService):
             forget_after=settings.forget_after,
             max_agents=settings.max_agents,
         )
+        self.state.set_expected(list(settings.expected_agents))
         self.listener = HeartbeatListener(
             self.state,
             url=settings.wamp_url,
@@ -110,6 +112,7 @@ class ExporterService(service.MultiService):
             reactor=reactor,
             tls=settings.wamp_tls,
             auth=settings.wamp_auth,
+            op_types=settings.op_types,
         )
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -117,7 +120,7 @@ class ExporterService(service.MultiService):
         GCCollector(registry=self.registry)
         self.registry.register(ExporterCollector(self.state, self.ready))
         # The agent series are rendered by AgentExposition, which caches per agent.
-        metrics = MetricsPage(self.registry, AgentExposition(self.state))
+        metrics = MetricsPage(self.registry, AgentExposition(self.state, settings.op_state))
         site = make_site(
             self.registry, self.state, self.ready, settings.telemetry_path, metrics=metrics
         )
@@ -127,7 +130,34 @@ class ExporterService(service.MultiService):
         # Web first: a port in use stops the start before anything connects.
         self.web.setServiceParent(self)
         self.listener.setServiceParent(self)
+        self.registry_compat: RegistryCompat | None = None
+        if settings.registry_compat:
+            self.registry_compat = RegistryCompat(
+                self.state,
+                settings.address_root,
+                settings.registry_compat_instance_id,
+                reactor=reactor,
+            )
+            self.listener.join_hooks.append(self.registry_compat.on_join)
+            self.registry_compat.setServiceParent(self)
 
     def ready(self) -> bool:
         """Joined to the realm and subscribed to heartbeats."""
         return self.listener.connected
+
+    def reload_site_config(self) -> bool:
+        """Re-read the expected agents from the site config file (on SIGHUP); a broken file
+        keeps the previous list. Other settings need a restart."""
+        path = self.settings.site_file
+        if path is None:
+            log.warning("SIGHUP: no site config file to reload")
+            return False
+        try:
+            data = load_site_file(path)
+            agents = expected_agents(data, path, self.settings.site_host)
+        except ConfigError as exc:
+            log.error("SIGHUP: kept the previous site config: %s", exc)
+            return False
+        self.state.set_expected(list(agents))
+        log.info("SIGHUP: reloaded %s: %d agent instances expected", path, len(agents))
+        return True

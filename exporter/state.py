@@ -7,10 +7,11 @@ only used for the timestamps that are exposed.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # OpCode values, as ocs.base.OpCode.
@@ -82,18 +83,50 @@ def _check_op_codes(op_codes: object, address: str) -> None:
             raise InvalidHeartbeat("bad_op_code", f"op code {code!r:.40} for {name}", address)
 
 
+@dataclass(frozen=True, slots=True)
+class ExpectedAgent:
+    """An agent instance listed in the site config file."""
+
+    instance_id: str
+    agent_class: str
+    host: str
+    expected: bool  # False for ``manage: ignore`` and ``.../down`` entries
+
+
+GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
+
+
 @dataclass(slots=True)
 class Agent:
-    """One agent as last heard."""
+    """One agent, as configured and as last heard."""
 
     address: str
     instance_id: str
     agent_class: str
-    session_id: str | None
-    op_codes: dict[str, int]  # never mutated: replaced by each heartbeat's mapping
-    last_wall: float
-    last_mono: float
+    session_id: str | None = None
+    op_codes: dict[str, int] = field(default_factory=dict)  # replaced, never mutated
+    last_wall: float | None = None  # None: configured, never heard
+    last_mono: float = -math.inf
     version: int = 0  # a new, state-wide unique number whenever anything but the time changes
+    host: str = ""  # from the site config file
+    expected: bool | None = None  # None: not in the site config file
+    start_time: float | None = None  # from the session id
+    restarts: int = 0
+    changed: dict[str, float] = field(default_factory=dict)  # op -> wall time of last change
+    transitions: dict[tuple[str, int], int] = field(default_factory=dict)  # (op, code) -> n
+    op_types: dict[str, str] | None = None  # op -> "task" | "process", once asked
+    gap_current: float = 0.0  # longest gap in the current half-window
+    gap_previous: float = 0.0  # ... in the previous one
+    gap_since: float = -math.inf  # monotonic start of the current half-window
+
+    def max_gap(self, now: float) -> float:
+        """The longest gap between heartbeats over the last GAP_WINDOW / 2 to GAP_WINDOW
+        seconds, including the one still open."""
+        half = GAP_WINDOW / 2
+        gap = max(self.gap_current, now - self.last_mono)
+        if now - self.gap_since < 2 * half:
+            gap = max(gap, self.gap_previous if now - self.gap_since < half else 0.0)
+        return gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +138,21 @@ class AgentView:
     agent_class: str
     session_id: str | None
     up: bool
-    last_heartbeat: float  # Unix time of the last heartbeat received
+    last_heartbeat: float | None  # Unix time of the last heartbeat; None: never heard
     expired_at: float | None  # Unix time the timeout elapsed, while down
     op_codes: dict[str, int]  # every code EXPIRED while down
+    host: str = ""
+    expected: bool | None = None
+    start_time: float | None = None
+    restarts: int = 0
+    changed: dict[str, float] = field(default_factory=dict)
+    transitions: dict[tuple[str, int], int] = field(default_factory=dict)
+    op_types: dict[str, str] | None = None
+    heartbeat_gap: float | None = None
+
+    @property
+    def heard(self) -> bool:
+        return self.last_heartbeat is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +162,12 @@ class Counters:
     refused: int  # valid ones from new agents refused for --max-agents
     forgotten: int  # agents forgotten after --forget-after of silence
     agents: int  # agents tracked now
+    op_type_queries: dict[str, int] = field(default_factory=dict)  # result -> count
 
 
-# (agent_address, version, instance_id, agent_class, op_codes, up, last_heartbeat)
-Row = tuple[str, int, str, str, dict[str, int], bool, float]
+# (agent, version, up, last_heartbeat, heartbeat_gap): what a scrape needs of an agent. The
+# agent's fields other than the times are only read while ``version`` matches.
+Row = tuple["Agent", int, bool, float | None, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +175,24 @@ class Snapshot:
     agents: tuple[AgentView, ...]
 
 
+def start_time(session_id: str | None) -> float | None:
+    """OCS session ids are ``str(time.time())`` at the agent's start."""
+    try:
+        value = float(session_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
 class AgentState:
-    """Every agent heard on the router, keyed by agent address. Thread-safe.
+    """Every agent heard on the router or listed in the site config, keyed by agent address.
+    Thread-safe: heartbeats arrive on the reactor thread, scrapes read from others.
 
     Liveness: an agent is up while less than ``timeout`` seconds have passed since its last
     heartbeat. After the router connection comes back, agents that were up when it was lost
     get one ``timeout`` of grace from the rejoin, so they are not all declared down while
-    they reconnect. Agents silent for ``forget_after`` seconds (0: never) are forgotten; at
-    most ``max_agents`` are tracked.
+    they reconnect. Agents not in the site config that are silent for ``forget_after``
+    seconds (0: never) are forgotten; at most ``max_agents`` are tracked.
     """
 
     def __init__(
@@ -159,21 +216,60 @@ class AgentState:
         self._invalid = dict.fromkeys(REASONS, 0)
         self._refused = 0
         self._forgotten = 0
+        self._op_type_queries = {"ok": 0, "failed": 0}
         self._version = 0
         self._lost_at: float | None = None  # monotonic time the router connection was lost
         self._rejoined_at: float | None = None  # ... and came back after that
 
-    def ingest(self, payload: Any) -> None:
-        """Record one heartbeat event's payload; raise InvalidHeartbeat (counted) if bad."""
+    def _new_version(self) -> int:
+        self._version += 1
+        return self._version
+
+    # -- heartbeats ------------------------------------------------------------------------
+
+    def ingest(self, payload: Any) -> bool:
+        """Record one heartbeat event's payload. Returns True when the agent is new or has
+        restarted (its operation types are unknown). Raises InvalidHeartbeat (counted) for a
+        payload that is not a heartbeat, AgentRefused (counted) beyond ``max_agents``."""
+        # The common case first: a known agent whose heartbeat changed nothing but the time.
+        if type(payload) is list and len(payload) == 2:
+            op_codes, feed = payload
+            if type(feed) is dict and type(op_codes) is dict:
+                address = feed.get("agent_address")
+                if type(address) is str:
+                    with self._lock:
+                        agent = self._agents.get(address)
+                        if (
+                            agent is not None
+                            and agent.last_wall is not None
+                            and op_codes == agent.op_codes
+                            and feed.get("session_id") == agent.session_id
+                            and feed.get("agent_class", "") == agent.agent_class
+                        ):
+                            self._heartbeats += 1
+                            self._touch(agent, self._monotonic(), self._wall())
+                            return False
         try:
-            self._ingest(payload)
+            return self._ingest(payload)
         except InvalidHeartbeat as exc:
             with self._lock:
                 self._heartbeats += 1
                 self._invalid[exc.reason] += 1
             raise
 
-    def _ingest(self, payload: Any) -> None:
+    def _touch(self, agent: Agent, now_mono: float, now_wall: float) -> None:
+        gap = now_mono - agent.last_mono
+        if now_mono - agent.gap_since >= GAP_WINDOW / 2:
+            fresh = now_mono - agent.gap_since < GAP_WINDOW
+            agent.gap_previous = agent.gap_current if fresh else 0.0
+            agent.gap_current = 0.0
+            agent.gap_since = now_mono
+        if gap > agent.gap_current and agent.last_wall is not None:
+            agent.gap_current = gap
+        agent.last_mono = now_mono
+        agent.last_wall = now_wall
+
+    def _ingest(self, payload: Any) -> bool:
         if type(payload) not in (list, tuple) or len(payload) != 2:
             raise InvalidHeartbeat("malformed", "payload is not [op_codes, feed]")
         op_codes, feed = payload
@@ -196,22 +292,8 @@ class AgentState:
             raise InvalidHeartbeat(
                 "bad_field", "session_id or agent_class is not a string", address
             )
-
-        now_mono, now_wall = self._monotonic(), self._wall()
-        with self._lock:
-            agent = self._agents.get(address)
-            if (
-                agent is not None
-                and type(op_codes) is dict
-                and op_codes == agent.op_codes
-                and session_id == agent.session_id
-            ):
-                # The common case: nothing changed but the time.
-                agent.last_mono = now_mono
-                agent.last_wall = now_wall
-                self._heartbeats += 1
-                return
         _check_op_codes(op_codes, address)
+        now_mono, now_wall = self._monotonic(), self._wall()
         with self._lock:
             self._heartbeats += 1
             agent = self._agents.get(address)
@@ -221,25 +303,80 @@ class AgentState:
                     if len(self._agents) >= self.max_agents:
                         self._refused += 1
                         raise AgentRefused(address)
-                self._version += 1
-                self._agents[address] = Agent(
-                    address=address,
-                    instance_id=address[len(self.prefix) :],
-                    agent_class=agent_class,
-                    session_id=session_id,
-                    op_codes=op_codes,
-                    last_wall=now_wall,
-                    last_mono=now_mono,
-                    version=self._version,
+                agent = self._agents[address] = Agent(
+                    address, address[len(self.prefix) :], agent_class
                 )
-                return
+            new_session = agent.last_wall is None or session_id != agent.session_id
+            if new_session:
+                if agent.last_wall is not None:
+                    agent.restarts += 1
+                agent.session_id = session_id
+                agent.start_time = start_time(session_id)
+                agent.op_types = None
+            self._record_op_codes(agent, op_codes, now_wall)
             agent.agent_class = agent_class
-            agent.session_id = session_id
-            agent.op_codes = op_codes
-            agent.last_mono = now_mono
-            agent.last_wall = now_wall
-            self._version += 1
-            agent.version = self._version
+            agent.version = self._new_version()
+            self._touch(agent, now_mono, now_wall)
+            return new_session
+
+    def _record_op_codes(self, agent: Agent, op_codes: dict[str, int], now_wall: float) -> None:
+        # Copy on write: scrapes may be reading the old dicts on another thread.
+        previous = agent.op_codes
+        changed = {op: t for op, t in agent.changed.items() if op in op_codes}
+        transitions = {k: n for k, n in agent.transitions.items() if k[0] in op_codes}
+        for op, code in op_codes.items():
+            if previous.get(op) != code:
+                changed[op] = now_wall
+                transitions[op, code] = transitions.get((op, code), 0) + 1
+        agent.changed = changed
+        agent.transitions = transitions
+        agent.op_codes = op_codes
+
+    # -- what else is known about agents ------------------------------------------------------
+
+    def set_expected(self, entries: list[ExpectedAgent]) -> None:
+        """The agents of the site config file (replacing the previous list): each is
+        exported from now on, heard or not. Agents no longer listed stay while heard."""
+        with self._lock:
+            listed = {self.prefix + e.instance_id: e for e in entries}
+            for address, agent in list(self._agents.items()):
+                if address not in listed and agent.expected is not None:
+                    if agent.last_wall is None:
+                        del self._agents[address]
+                    else:
+                        agent.host, agent.expected = "", None
+                        agent.version = self._new_version()
+            for address, entry in listed.items():
+                agent = self._agents.get(address)
+                if agent is None:
+                    agent = self._agents[address] = Agent(
+                        address, entry.instance_id, entry.agent_class
+                    )
+                elif agent.last_wall is None:
+                    agent.agent_class = entry.agent_class
+                agent.host = entry.host
+                agent.expected = entry.expected
+                agent.version = self._new_version()
+
+    def set_op_types(self, address: str, session_id: str | None, types: dict[str, str]) -> None:
+        """Operation types (task or process) as the agent's session ``session_id`` told."""
+        with self._lock:
+            self._op_type_queries["ok"] += 1
+            agent = self._agents.get(address)
+            if agent is not None and agent.session_id == session_id:
+                agent.op_types = dict(types)
+                agent.version = self._new_version()
+
+    def op_types_failed(self) -> None:
+        with self._lock:
+            self._op_type_queries["failed"] += 1
+
+    def session_of(self, address: str) -> str | None:
+        with self._lock:
+            agent = self._agents.get(address)
+            return agent.session_id if agent is not None else None
+
+    # -- the router connection ------------------------------------------------------------
 
     def connection_lost(self) -> None:
         """The router connection is gone: no heartbeat can arrive until it is back."""
@@ -253,6 +390,8 @@ class AgentState:
             if self._lost_at is not None:
                 self._rejoined_at = self._monotonic()
 
+    # -- reading ---------------------------------------------------------------------------
+
     def snapshot(self) -> Snapshot:
         """A consistent view of every agent, with liveness decided now."""
         with self._lock:
@@ -261,38 +400,35 @@ class AgentState:
             return Snapshot(tuple(self._view(agent, now) for agent in self._agents.values()))
 
     def rows(self) -> list[Row]:
-        """What a scrape needs of every agent, cheaply: one tuple per agent, liveness decided
-        now. ``version`` changes whenever anything but the time does, so a renderer can
-        cache what it made of the rest."""
+        """What a scrape needs of every agent, cheaply: one tuple per agent with liveness
+        decided now. ``version`` changes whenever anything but the time does, so a renderer
+        can cache what it made of the rest; it must not read the agent's other fields when
+        the version it got here differs from the one it cached."""
         with self._lock:
             now = self._monotonic()
             self._forget(now)
+            timeout = self.timeout
             if self._rejoined_at is None:  # no grace to apply: the common, fast case
-                cutoff = now - self.timeout
+                cutoff = now - timeout
                 return [
                     (
-                        address,
+                        agent,
                         agent.version,
-                        agent.instance_id,
-                        agent.agent_class,
-                        agent.op_codes,
                         agent.last_mono > cutoff,
                         agent.last_wall,
+                        agent.max_gap(now) if agent.last_wall is not None else None,
                     )
-                    for address, agent in self._agents.items()
+                    for agent in self._agents.values()
                 ]
-            timeout = self.timeout
             return [
                 (
-                    address,
+                    agent,
                     agent.version,
-                    agent.instance_id,
-                    agent.agent_class,
-                    agent.op_codes,
                     now - self._liveness_from(agent) < timeout,
                     agent.last_wall,
+                    agent.max_gap(now) if agent.last_wall is not None else None,
                 )
-                for address, agent in self._agents.items()
+                for agent in self._agents.values()
             ]
 
     def snapshot_counters(self) -> Counters:
@@ -303,13 +439,16 @@ class AgentState:
                 self._refused,
                 self._forgotten,
                 len(self._agents),
+                dict(self._op_type_queries),
             )
 
     def _forget(self, now: float) -> None:
         if not self.forget_after:
             return
         silent = [
-            a for a, agent in self._agents.items() if now - agent.last_mono >= self.forget_after
+            address
+            for address, agent in self._agents.items()
+            if agent.expected is None and now - agent.last_mono >= self.forget_after
         ]
         for address in silent:
             del self._agents[address]
@@ -330,6 +469,7 @@ class AgentState:
     def _view(self, agent: Agent, now: float) -> AgentView:
         since = self._liveness_from(agent)
         up = now - since < self.timeout
+        heard = agent.last_wall is not None
         return AgentView(
             address=agent.address,
             instance_id=agent.instance_id,
@@ -337,8 +477,20 @@ class AgentState:
             session_id=agent.session_id,
             up=up,
             last_heartbeat=agent.last_wall,
-            expired_at=None if up else agent.last_wall + (since - agent.last_mono) + self.timeout,
+            expired_at=(
+                agent.last_wall + (since - agent.last_mono) + self.timeout
+                if heard and not up
+                else None
+            ),
             op_codes=agent.op_codes if up else dict.fromkeys(agent.op_codes, EXPIRED),
+            host=agent.host,
+            expected=agent.expected,
+            start_time=agent.start_time,
+            restarts=agent.restarts,
+            changed=dict(agent.changed),
+            transitions=dict(agent.transitions),
+            op_types=dict(agent.op_types) if agent.op_types is not None else None,
+            heartbeat_gap=agent.max_gap(now) if heard else None,
         )
 
 

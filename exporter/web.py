@@ -1,17 +1,24 @@
-"""HTTP: the metrics, a status page, and health and readiness probes."""
+"""HTTP: the metrics, a status page, the agents in JSON, and health and readiness probes."""
 
 from __future__ import annotations
 
 import html
+import json
+import logging
 import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.twisted import MetricsResource
+from twisted.internet import threads
+from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from exporter import __version__
+from exporter.registry_compat import registry_data
 from exporter.state import OPCODES, AgentState
+
+log = logging.getLogger(__name__)
 
 
 class Text(resource.Resource):
@@ -144,10 +151,49 @@ class StatusPage(resource.Resource):
 <th>Last heartbeat</th><th>Operations</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
 <footer><a href="{path}">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot;
-<a href="/-/ready">Readiness</a> &middot; version {__version__} &middot;
+<a href="/-/ready">Readiness</a> &middot; <a href="/api/agents">Agents (JSON)</a> &middot;
+version {__version__} &middot;
 refreshes every {self.refresh_seconds} s</footer>
 </body></html>
 """
+
+
+class AgentsJSON(resource.Resource):
+    """``/api/agents``: every agent as the RegistryAgent's ``main`` session data, in JSON:
+    ``{"observatory.fake1": {"expired": false, "time_expired": null, ...}, ...}``."""
+
+    isLeaf = True
+
+    def __init__(self, state: AgentState) -> None:
+        super().__init__()
+        self.state = state
+
+    def body(self) -> bytes:
+        return json.dumps(registry_data(self.state.snapshot().agents)).encode()
+
+    def render_GET(self, request: server.Request) -> object:
+        """Rendered on the reactor's thread pool, as the metrics: 10,000 agents take
+        ~0.1 s."""
+        gone = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def send(body: bytes) -> None:
+            if not gone:
+                request.setHeader(b"Content-Type", b"application/json")
+                request.setHeader(b"Cache-Control", b"no-store")
+                request.write(body)
+                request.finish()
+
+        def failed(failure: Failure) -> None:
+            log.error("rendering /api/agents failed: %s", failure.getTraceback())
+            if not gone:
+                request.setResponseCode(500)
+                request.finish()
+
+        threads.deferToThread(self.body).addCallbacks(send, failed)
+        return server.NOT_DONE_YET
+
+    render_HEAD = render_GET
 
 
 def make_site(
@@ -158,7 +204,7 @@ def make_site(
     metrics: resource.Resource | None = None,
 ) -> server.Site:
     """The exporter's web site: ``/``, the telemetry path (``metrics``, by default the
-    registry's), ``/-/healthy``, ``/-/ready``."""
+    registry's), ``/-/healthy``, ``/-/ready``, ``/api/agents``."""
     root = resource.Resource()
     root.putChild(b"", StatusPage(state, ready, telemetry_path))
     probes = resource.Resource()
@@ -174,6 +220,12 @@ def make_site(
         node.putChild(part.encode(), child)
         node = child
     node.putChild(leaf.encode(), metrics or MetricsResource(registry))
+    api = root.children.get(b"api")  # a telemetry path under /api/ made it already
+    if api is None:
+        api = resource.Resource()
+        root.putChild(b"api", api)
+    if b"agents" not in api.children:
+        api.putChild(b"agents", AgentsJSON(state))
     site = server.Site(root)
     site.displayTracebacks = False
     return site

@@ -50,7 +50,19 @@ OPCODES = {
     "7": "EXPIRED",
     "8": "DEGRADED",
 }
-AGENT_METRICS = ("ocs_agent_up", "ocs_agent_last_heartbeat_timestamp_seconds", "ocs_op_code")
+# Every per-agent metric: the dashboards' filters must apply to each.
+AGENT_METRICS = (
+    "ocs_agent_info",
+    "ocs_agent_up",
+    "ocs_agent_last_heartbeat_timestamp_seconds",
+    "ocs_agent_heartbeat_gap_seconds",
+    "ocs_agent_start_timestamp_seconds",
+    "ocs_agent_restarts_total",
+    "ocs_op_code",
+    "ocs_op_info",
+    "ocs_op_last_change_timestamp_seconds",
+    "ocs_op_transitions_total",
+)
 BUILTINS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s"}
 # Values that select everything: what Grafana sends with "All" chosen in every variable.
 ALL_VARIABLES = {
@@ -307,6 +319,105 @@ def test_overview_agent_table_links_to_the_agent_dashboard():
     )
 
 
+def panel(uid: str, title: str) -> dict:
+    (found,) = [p for p in panels(dashboards()[uid]) if p.get("title") == title]
+    return found
+
+
+def exprs(found: dict) -> list[str]:
+    return [" ".join(target["expr"].split()) for target in found["targets"]]
+
+
+def renamed_columns(table: dict) -> dict[str, str]:
+    columns = {}
+    for transformation in table["transformations"]:
+        if transformation["id"] == "organize":
+            columns.update(transformation["options"].get("renameByName", {}))
+    return columns
+
+
+def test_overview_counts_expected_agents_missing_and_failed_entries():
+    (missing,) = exprs(panel("ocs-overview", "Expected agents missing"))
+    assert 'ocs_agent_info{expected="true", ' in missing
+    assert "ocs_agent_up{" in missing and "== 0" in missing
+    (failed,) = exprs(panel("ocs-overview", "FAILED entries (range)"))
+    assert 'increase(ocs_op_transitions_total{to="FAILED", ' in failed
+    assert failed.endswith("[$__range])))) or vector(0)")
+    for found in (missing, failed):
+        assert found.endswith("or vector(0)"), found  # a number, never "No data"
+
+
+def test_overview_agent_table_shows_site_config_restarts_and_uptime():
+    table = panel("ocs-overview", "Agents")
+    columns = renamed_columns(table)
+    assert {"host": "Host", "expected": "Expected"}.items() <= columns.items()
+    by_ref = {target["refId"]: " ".join(target["expr"].split()) for target in table["targets"]}
+    shown = {
+        columns[f"Value #{ref}"]: expr for ref, expr in by_ref.items() if f"Value #{ref}" in columns
+    }
+    assert "increase(ocs_agent_restarts_total{" in shown["Restarts (24h)"]
+    assert shown["Restarts (24h)"].endswith("[24h])))")
+    assert shown["Uptime"].startswith("(time() - max without (instance) (ocs_agent_start_")
+    # The site config's labels come from their own query, merged by Grafana: no group_left,
+    # which would fail outright if two replicas read different site config files.
+    assert any(
+        expr.startswith("max without (instance) (ocs_agent_info{") for expr in by_ref.values()
+    )
+
+
+def test_agent_dashboard_operations_table():
+    table = panel("ocs-agent", "Operations")
+    assert table["type"] == "table"
+    joined = " ".join(exprs(table))
+    for metric in ("ocs_op_code", "ocs_op_info", "ocs_op_last_change_timestamp_seconds"):
+        assert f"{metric}{{" in joined, metric
+    # A replica that started later first saw every change later: the earliest time counts.
+    assert "min without (instance) (ocs_op_last_change_timestamp_seconds{" in joined
+    columns = renamed_columns(table)
+    assert {"operation": "Operation", "op_type": "Type"}.items() <= columns.items()
+    assert {"State", "Since last change"} <= set(columns.values())
+    for target in table["targets"]:
+        assert target["instant"] is True
+        assert target["format"] == "table"
+
+
+def test_agent_dashboard_shows_restarts_uptime_transitions_and_heartbeat_gaps():
+    (restarts,) = exprs(panel("ocs-agent", "Restarts in range"))
+    assert "increase(ocs_agent_restarts_total{" in restarts
+    (uptime,) = exprs(panel("ocs-agent", "Uptime"))
+    assert "ocs_agent_start_timestamp_seconds{" in uptime
+    transitions = panel("ocs-agent", "Operation transitions")
+    (expr,) = exprs(transitions)
+    assert "increase(ocs_op_transitions_total{" in expr
+    assert expr.endswith("[$__rate_interval]))")
+    assert "{{to}}" in transitions["targets"][0]["legendFormat"]
+    gap = panel("ocs-agent", "Heartbeat gap")
+    # The replica that hears the agent best (one cut off from the router measures the
+    # outage), to 0.1 s: finer is scheduling noise, which differs between replicas.
+    assert exprs(gap) == [
+        'round(min without (instance) (ocs_agent_heartbeat_gap_seconds{agent_class=~"$agent_class",'
+        ' instance_id=~"$agent"}), 0.1)'
+    ]
+    assert gap["fieldConfig"]["defaults"]["unit"] == "s"
+
+
+def test_exporter_dashboard_shows_its_self_metrics():
+    queries = " ".join(expr for _, _, expr in panel_queries(("ocs-exporter",)))
+    for metric in (
+        "rate(ocs_exporter_op_type_queries_total{",
+        "ocs_exporter_agents{",
+        "rate(ocs_exporter_heartbeats_refused_total{",
+        "rate(ocs_exporter_agents_forgotten_total{",
+    ):
+        assert metric in queries, metric
+
+
+def test_queries_join_no_series_one_to_many_and_ignore_the_state_set():
+    for uid, title, expr in dashboard_queries():
+        assert "group_left" not in expr and "group_right" not in expr, (uid, title)
+        assert "ocs_op_state" not in expr, (uid, title)  # off by default in the exporter
+
+
 def test_agent_filter_variables():
     for uid in AGENT_DASHBOARDS:
         found = variables(dashboards()[uid])
@@ -460,13 +571,20 @@ AGENTS = {
     "fake2": ("FakeDataAgent", False, {"acq": 3, "delay_task": 1}),
     "lab1": ("LabAgent", True, {"run": 8, "init": 2, "stop": 4}),
 }
+# instance_id: (host, expected) from the site config file; lab1 is heard but not listed, and
+# fake3 is listed but never heard.
+SITE_CONFIG = {"fake1": ("daq1", "true"), "fake2": ("daq1", "true"), "fake3": ("daq2", "true")}
+PROCESSES = {"acq", "count", "run"}
+UNTYPED = {"lab1"}  # agents that did not answer get_api: no ocs_op_info
 
 
 def replica_series(instance: str, joined: bool) -> list[dict]:
     """The exporter's series over 10 min at 15 s: `joined` to the router or cut off at 5 min.
 
     A down agent stopped heartbeating at 100 s; a replica that is cut off hears nothing after
-    300 s, so it reads every agent down and every op code EXPIRED (7).
+    300 s, so it reads every agent down and every op code EXPIRED (7), measures a growing
+    heartbeat gap, and saw operations change later than the joined one (it first saw them
+    later). fake1 restarted at 150 s; its delay_task failed, ran again and failed at 315 s.
     """
     series = []
 
@@ -475,24 +593,55 @@ def replica_series(instance: str, joined: bool) -> list[dict]:
         series.append({"series": f"{metric}{{{text}}}", "values": values})
 
     add("ocs_exporter_crossbar_connected", {"job": "ocs-exporter"}, "1x40" if joined else "0x40")
-    for instance_id, (agent_class, heartbeating, op_codes) in AGENTS.items():
-        labels = {
+
+    def agent_labels(instance_id: str, agent_class: str) -> dict:
+        return {
             "job": "ocs-exporter",
             "agent_address": f"observatory.{instance_id}",
             "instance_id": instance_id,
             "agent_class": agent_class,
         }
+
+    for instance_id, (host, expected) in SITE_CONFIG.items():
+        if instance_id not in AGENTS:
+            labels = agent_labels(instance_id, "FakeDataAgent")
+            add("ocs_agent_info", {**labels, "host": host, "expected": expected}, "1x40")
+            add("ocs_agent_up", labels, "0x40")
+    for instance_id, (agent_class, heartbeating, op_codes) in AGENTS.items():
+        labels = agent_labels(instance_id, agent_class)
+        host, expected = SITE_CONFIG.get(instance_id, ("", "unknown"))
+        info = {**labels, "expected": expected, **({"host": host} if host else {})}
+        add("ocs_agent_info", info, "1x40")
         up = heartbeating and joined
         add("ocs_agent_up", labels, "1x40" if up else "0x40")
         if not heartbeating:
-            last = "100x40"
+            last, gap = "100x40", "1x6 20+15x33"
         elif joined:
-            last = "0+15x40"
+            last, gap = "0+15x40", "1x40"
         else:
-            last = "0+15x20 300x20"
+            last, gap = "0+15x20 300x20", "1x20 15+15x19"
         add("ocs_agent_last_heartbeat_timestamp_seconds", labels, last)
+        add("ocs_agent_heartbeat_gap_seconds", labels, gap)
+        restarted = instance_id == "fake1"
+        add("ocs_agent_restarts_total", labels, "0x10 1x30" if restarted else "0x40")
+        add(
+            "ocs_agent_start_timestamp_seconds",
+            labels,
+            "-600x10 150x30" if restarted else "-600x40",
+        )
         for operation, code in op_codes.items():
-            add("ocs_op_code", {**labels, "operation": operation}, f"{code if up else 7}x40")
+            op = {**labels, "operation": operation}
+            add("ocs_op_code", op, f"{code if up else 7}x40")
+            add("ocs_op_last_change_timestamp_seconds", op, "50x40" if joined else "60x40")
+            if instance_id not in UNTYPED:
+                op_type = "process" if operation in PROCESSES else "task"
+                add("ocs_op_info", {**op, "op_type": op_type}, "1x40")
+            if code == 6:  # failed again at 315 s: missed by a replica cut off at 300 s
+                again = "1x20 2x20" if joined else "1x40"
+                add("ocs_op_transitions_total", {**op, "to": "RUNNING"}, again)
+                add("ocs_op_transitions_total", {**op, "to": "FAILED"}, again)
+            else:
+                add("ocs_op_transitions_total", {**op, "to": OPCODES[str(code)]}, "1x40")
     return series
 
 

@@ -71,7 +71,8 @@ def test_unchanged_agents_reuse_their_lines():
     exposition.render()
     before = dict(exposition._cache)
     state.ingest(heartbeat("agent-1", {"x": 3}))  # changes
-    state.ingest(heartbeat("agent-2", dict(state.snapshot().agents[2].op_codes)))  # same
+    same = state.snapshot().agents[2]
+    state.ingest(heartbeat("agent-2", dict(same.op_codes), agent_class=same.agent_class))
     exposition.render()
     assert exposition._cache["observatory.agent-0"] is before["observatory.agent-0"]
     assert exposition._cache["observatory.agent-2"] is before["observatory.agent-2"]

@@ -24,7 +24,27 @@ ALERTMANAGER_CONFIG = GRAFANA / "examples" / "alertmanager.yml"
 RUNBOOK_URL = "https://github.com/ocs-exporter/ocs-exporter/blob/main/grafana/runbook.md#"
 SEVERITIES = {"critical", "warning", "info"}
 # Alerts about one agent or one of its operations; Alertmanager inhibits them by `scope`.
-AGENT_ALERTS = {"OcsAgentDown", "OcsOperationFailed", "OcsOperationDegraded", "OcsAgentFlapping"}
+AGENT_ALERTS = {
+    "OcsAgentDown",
+    "OcsAgentMissing",
+    "OcsAgentFlapping",
+    "OcsAgentRestarted",
+    "OcsAgentRestartLoop",
+    "OcsAgentHeartbeatStalling",
+    "OcsOperationFailed",
+    "OcsOperationDegraded",
+    "OcsProcessNotRunning",
+}
+# Alerts about whether an agent runs: agents the site config says are not expected to run
+# (ocs_agent_info{expected="false"}) never raise them. OcsAgentMissing only looks at
+# expected="true" agents.
+RUN_ALERTS = {"OcsAgentDown", "OcsAgentFlapping", "OcsAgentRestarted", "OcsAgentRestartLoop"}
+NOT_EXPECTED_GUARD = 'unless on (job, agent_address) ocs:agent_info:max{expected="false"}'
+# (muting alert, muted alert) about the same agent: the first explains the second.
+AGENT_INHIBITIONS = {
+    ("OcsAgentRestartLoop", "OcsAgentRestarted"),
+    ("OcsAgentRestartLoop", "OcsAgentFlapping"),
+}
 # Alerts that mean no replica of the job can see the agents; they mute the agent alerts.
 BLIND_ALERTS = {"OcsExporterRouterDisconnected", "OcsExporterAbsent"}
 # One replica down mutes nothing: another replica may still watch the agents, and with a
@@ -33,7 +53,10 @@ REQUIRED_ALERTS = {*AGENT_ALERTS, *BLIND_ALERTS, "OcsExporterDown", "OcsInvalidH
 # Hold times fixed by the design; other alerts may choose their own.
 HOLD_TIMES = {
     "OcsAgentDown": "1m",
+    "OcsAgentMissing": "5m",
     "OcsOperationDegraded": "10m",
+    "OcsProcessNotRunning": "5m",
+    "OcsAgentHeartbeatStalling": "5m",
     "OcsExporterRouterDisconnected": "1m",
 }
 ROUTER_OUTAGE_GUARD = "unless on (job) (ocs:exporter_crossbar_connected:max == 0)"
@@ -114,6 +137,36 @@ MUTANTS = {
         "max without (instance) (rate(",
         "sum without (instance) (rate(",
     ),
+    "never-heard agents reported down": (
+        "and on (job, agent_address) max without (instance) "
+        "(ocs_agent_last_heartbeat_timestamp_seconds)",
+        "",
+    ),
+    "agents not expected to run alert": (NOT_EXPECTED_GUARD, ""),
+    "agents heard by one replica reported missing": (
+        "unless on (job, agent_address) ocs_agent_last_heartbeat_timestamp_seconds",
+        "unless on (job, agent_address, instance) ocs_agent_last_heartbeat_timestamp_seconds",
+    ),
+    "failed processes reported as failed operations": (
+        'unless on (job, agent_address, operation) ocs:op_info:max{op_type="process"}',
+        "",
+    ),
+    "tasks reported as processes": (
+        'and on (job, agent_address, operation) ocs:op_info:max{op_type="process"}',
+        "",
+    ),
+    "restarts summed over replicas": (
+        "max without (instance) (increase(ocs_agent_restarts_total",
+        "sum without (instance) (increase(ocs_agent_restarts_total",
+    ),
+    "heartbeat gaps of a replica cut off from the router": (
+        "min without (instance) (ocs_agent_heartbeat_gap_seconds)",
+        "max without (instance) (ocs_agent_heartbeat_gap_seconds)",
+    ),
+    "stalling reported for down agents": (
+        "and on (job, agent_address) (ocs:agent_up:max == 1)",
+        "",
+    ),
 }
 
 
@@ -183,6 +236,15 @@ def test_agent_alerts_are_scoped_and_hold_back_during_router_outages():
         assert alerts()[name]["labels"].get("scope") != "agent", name
 
 
+def test_alerts_about_whether_an_agent_runs_skip_agents_not_expected_to_run():
+    for name in RUN_ALERTS:
+        assert NOT_EXPECTED_GUARD in " ".join(alerts()[name]["expr"].split()), name
+    # Alerts about a running agent's heartbeats and operations still apply to them.
+    for name in AGENT_ALERTS - RUN_ALERTS:
+        assert 'expected="false"' not in alerts()[name]["expr"], name
+    assert 'ocs:agent_info:max{expected="true"}' in alerts()["OcsAgentMissing"]["expr"]
+
+
 def test_agent_alerts_aggregate_instance_away():
     records = recording_rules()
     for name in AGENT_ALERTS:
@@ -242,21 +304,43 @@ def test_alertmanager_example_passes_amtool():
     assert "agent_address" in config["route"]["group_by"]
 
 
-def test_exporter_outages_inhibit_exactly_the_agent_alerts():
+def alert_labels(name: str) -> dict[str, str]:
+    return {"alertname": name, **alerts()[name]["labels"]}
+
+
+def test_exporter_outages_and_restart_loops_inhibit_exactly_what_they_explain():
     inhibit_rules = load(ALERTMANAGER_CONFIG)["inhibit_rules"]
 
-    def labels(name: str) -> dict[str, str]:
-        return {"alertname": name, **alerts()[name]["labels"]}
-
-    def muted(target: str, source: str) -> bool:
-        return any(
-            all(matches(m, labels(source)) for m in rule["source_matchers"])
-            and all(matches(m, labels(target)) for m in rule["target_matchers"])
-            and "job" in rule["equal"]
+    def muting(target: str, source: str) -> list[dict]:
+        return [
+            rule
             for rule in inhibit_rules
-        )
+            if all(matches(m, alert_labels(source)) for m in rule["source_matchers"])
+            and all(matches(m, alert_labels(target)) for m in rule["target_matchers"])
+        ]
 
     for source in alerts():
         for target in alerts():
-            expected = source in BLIND_ALERTS and target in AGENT_ALERTS
-            assert muted(target, source) == expected, (source, target)
+            rules = muting(target, source)
+            blind = source in BLIND_ALERTS and target in AGENT_ALERTS
+            same_agent = (source, target) in AGENT_INHIBITIONS
+            assert bool(rules) == (blind or same_agent), (source, target)
+            for rule in rules:
+                assert "job" in rule["equal"], (source, target)
+                # One agent's alert mutes only that agent's.
+                assert same_agent == ("agent_address" in rule["equal"]), (source, target)
+
+
+def test_info_alerts_go_to_a_receiver_that_does_not_page():
+    receivers = {}
+    for name in sorted(alerts()):
+        labels = [f"{key}={value}" for key, value in alert_labels(name).items()]
+        result = run(
+            "amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels
+        )
+        assert_succeeds(result)
+        receivers[name] = result.stdout.split()
+    for name, received in receivers.items():
+        info = alerts()[name]["labels"]["severity"] == "info"
+        assert received == (["ocs-info"] if info else ["ocs-default"]), name
+    assert ["ocs-info"] in receivers.values()

@@ -69,6 +69,10 @@ def test_ticket_from_a_file_joins_and_hears_agents(secured):
     exporter = bed.start_exporter(*flags, "--wamp.secret-file", str(bed.workdir / "ticket"))
     exporter.wait_metric("ocs_agent_up", 1, instance_id="sec1")
     assert TICKET not in exporter.log()
+    # The subscribe-only role forbids get_api calls: tolerated, counted, no op types.
+    metrics = exporter.wait_metric("ocs_exporter_op_type_queries_total", 1, result="failed")
+    assert metrics.get("ocs_op_info", instance_id="sec1", operation="acq") is None
+    assert exporter.get("/-/ready")[0] == 200
 
 
 def test_wampcra_secret_from_the_environment_joins(secured):

@@ -1,0 +1,245 @@
+"""A load generator: publishes OCS heartbeats for a shard of simulated agents, 1 Hz each.
+
+Agent ``i`` of ``N`` (``agent_address`` ``<root>.bench-<i>``) heartbeats at
+``go + i / N + k`` for k = 0, 1, 2, ...: the N agents are spread evenly over each second.
+With several generators, shard ``s`` of ``S`` simulates the agents ``i % S == s``, so each
+generator's load is spread over the whole second too.
+
+Every heartbeat is exactly what an OCS agent publishes: ONE positional argument
+``[op_codes, feed]``. Operation ``acq`` is a process that stays RUNNING; ``task1`` runs
+once every ``--change-every`` heartbeats (one heartbeat RUNNING, then SUCCEEDED; 0: never),
+staggered over the agents; the other tasks stay NONE. So op codes mostly do not change between
+heartbeats, as with real agents.
+
+Like an OCS agent, a simulated agent answers ``get_api`` on its management procedure
+(``<root>.bench-<i>``) with its tasks and processes: generator 0 registers the prefix
+``<root>.bench-`` for all agents (one registration instead of N).
+
+Controlled by the harness through a shared block (:mod:`benchmarks.shm`): it sets the start
+time, stops single agents (their last send time is kept per agent) and stops the whole
+generator. Published without acknowledgement; ``SENT`` counts ``publish()`` calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from autobahn.twisted.component import Component, run
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import RegisterOptions
+from twisted.internet import task
+
+from benchmarks import shm
+
+TICK = 0.01  # seconds between schedule checks
+MAX_LAG = 2.0  # a heartbeat due longer ago than this is dropped (counted as SKIPPED)
+OPCODE_NONE, OPCODE_RUNNING, OPCODE_SUCCEEDED = 1, 3, 5
+
+
+def op_code_variants(n_ops: int) -> tuple[dict[str, int], ...]:
+    """The three op-code maps an agent cycles through: task1 never run, running, done."""
+    names = ["acq"] + [f"task{k}" for k in range(1, n_ops)]
+    base = {name: OPCODE_NONE for name in names}
+    base["acq"] = OPCODE_RUNNING
+    variants = [base]
+    if n_ops > 1:
+        variants.append({**base, "task1": OPCODE_RUNNING})
+        variants.append({**base, "task1": OPCODE_SUCCEEDED})
+    return tuple(variants)
+
+
+def get_api(n_ops: int, agent_class: str) -> dict[str, Any]:
+    """An OCS agent's answer to ``get_api`` (see ``OCSAgent._management_handler``)."""
+
+    def entry(name: str, op_type: str, status: str) -> list[Any]:
+        info = {"op_type": op_type, "docstring": None, "blocking": True}
+        return [name, {"op_name": name, "status": status}, info]
+
+    return {
+        "agent_class": agent_class,
+        "instance_hostname": socket.gethostname(),
+        "instance_pid": os.getpid(),
+        "feeds": [],
+        "processes": [entry("acq", "process", "running")],
+        "tasks": [entry(f"task{k}", "task", "no_history") for k in range(1, n_ops)],
+    }
+
+
+def answer_get_api(session: Any, address_root: str, n_ops: int, agent_class: str) -> Any:
+    """Register ``<root>.bench-`` (prefix match): every simulated agent's management
+    procedure. Returns the registration's Deferred."""
+    prefix = f"{address_root}.bench-"
+    api = get_api(n_ops, agent_class)
+
+    def management(q: str, details: Any = None, **kwargs: Any) -> Any:
+        if not details.procedure[len(prefix) :].isdigit():  # e.g. <address>.ops
+            raise ApplicationError(ApplicationError.NO_SUCH_PROCEDURE, details.procedure)
+        if q == "get_api":
+            return api
+        return api.get(q.removeprefix("get_"))
+
+    options = RegisterOptions(match="prefix", details_arg="details")
+    return session.register(management, prefix, options=options)
+
+
+def feed(address_root: str, index: int, session_id: str, agent_class: str) -> dict[str, Any]:
+    """The second element of a heartbeat, as ``ocs.ocs_feed.Feed.encoded()`` builds it."""
+    address = f"{address_root}.bench-{index}"
+    return {
+        "agent_address": address,
+        "agg_params": {},
+        "feed_name": "heartbeat",
+        "address": f"{address}.feeds.heartbeat",
+        "record": False,
+        "session_id": session_id,
+        "agent_class": agent_class,
+    }
+
+
+class Schedule:
+    """Publishes the heartbeats that are due; one instance per generator process."""
+
+    def __init__(
+        self,
+        block: shm.SharedBlock,
+        indices: Sequence[int],
+        n_total: int,
+        n_ops: int,
+        address_root: str,
+        agent_class: str,
+        change_every: int,
+    ) -> None:
+        self.block = block
+        self.indices = list(indices)
+        self.offsets = [i / n_total for i in self.indices]
+        self.topics = [f"{address_root}.bench-{i}.feeds.heartbeat" for i in self.indices]
+        started = time.time()
+        self.feeds = [
+            feed(address_root, i, f"{started + i * 1e-4:.6f}", agent_class) for i in self.indices
+        ]
+        self.variants = op_code_variants(n_ops)
+        self.change_every = max(change_every, 3) if change_every > 0 else 0
+        self.session: Any = None
+        self.cycle = 0  # seconds since go
+        self.pos = 0  # next agent (position in self.indices) due in this cycle
+
+    def op_codes(self, j: int) -> dict[str, int]:
+        if len(self.variants) == 1 or not self.change_every:
+            return self.variants[0]
+        phase = (self.cycle + self.indices[j]) % self.change_every
+        if self.cycle < self.change_every and phase > self.cycle:
+            return self.variants[0]  # task1 not run yet
+        return self.variants[1] if phase == 0 else self.variants[2]
+
+    def tick(self) -> None:
+        ints, floats, flags = self.block.ints, self.block.floats, self.block.flags
+        go = floats[shm.GO_TIME]
+        if go == 0 or ints[shm.QUIT] or self.session is None or not self.indices:
+            return
+        now = time.time()
+        n = len(self.indices)
+        publish = self.session.publish
+        sent = skipped = errors = 0
+        max_lag = 0.0
+        while True:
+            due = go + self.cycle + self.offsets[self.pos]
+            if due > now:
+                break
+            lag = now - due
+            max_lag = max(lag, max_lag)
+            j = self.pos
+            if not flags[j]:
+                if lag > MAX_LAG:
+                    skipped += 1
+                else:
+                    try:
+                        publish(self.topics[j], [self.op_codes(j), self.feeds[j]])
+                    except Exception:
+                        errors += 1
+                    else:
+                        sent += 1
+                        floats[1 + j] = time.time()
+            self.pos += 1
+            if self.pos == n:
+                self.pos = 0
+                self.cycle += 1
+        ints[shm.SENT] += sent
+        ints[shm.SKIPPED] += skipped
+        ints[shm.PUBLISH_ERRORS] += errors
+        lag_us = int(max_lag * 1e6)
+        ints[shm.MAX_LAG_US] = max(ints[shm.MAX_LAG_US], lag_us)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--realm", required=True)
+    parser.add_argument("--address-root", default="observatory")
+    parser.add_argument("--serializer", default="msgpack")
+    parser.add_argument("--agents", type=int, required=True, help="N, all generators together")
+    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--ops", type=int, default=4)
+    parser.add_argument("--agent-class", default="BenchAgent")
+    parser.add_argument("--change-every", type=int, default=300)
+    parser.add_argument("--block", type=Path, required=True, help="shared counters file")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    indices = range(args.shard, args.agents, args.shards)
+    block = shm.SharedBlock.generator(args.block, len(indices))
+    schedule = Schedule(
+        block,
+        indices,
+        args.agents,
+        args.ops,
+        args.address_root,
+        args.agent_class,
+        args.change_every,
+    )
+    component = Component(
+        transports=[
+            {
+                "type": "websocket",
+                "url": args.url,
+                "serializers": [args.serializer],
+                "max_retries": -1,
+                "max_retry_delay": 2.0,
+            }
+        ],
+        realm=args.realm,
+    )
+
+    def joined(session: Any, details: Any) -> Any:
+        def ready(_: Any = None) -> None:
+            schedule.session = session
+            block.ints[shm.READY] = 1
+
+        if args.shard != 0:
+            return ready()
+        d = answer_get_api(session, args.address_root, args.ops, args.agent_class)
+        return d.addCallback(ready)
+
+    def lost(*_: Any) -> None:
+        if schedule.session is not None:
+            block.ints[shm.GEN_LOSSES] += 1
+        schedule.session = None
+
+    component.on("join", joined)
+    component.on("leave", lost)
+    component.on("disconnect", lost)
+    ticker = task.LoopingCall(schedule.tick)
+    ticker.start(TICK)
+    run([component], log_level="warn")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""``python -m benchmarks.run``: the exporter, the RegistryAgent and a bare subscriber
+side by side on one crossbar router, under N simulated OCS agents heartbeating at 1 Hz.
+
+Prints a table per N and writes every number to a JSON file (``--out``). It never judges
+the numbers: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from benchmarks.processes import ROOT, registry_entry, snapshot_exporter
+from benchmarks.step import Step
+from exporter import testbed
+
+SCHEMA = "ocs-exporter-benchmark/1"
+
+
+def agent_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list") from None
+    if not counts or min(counts) < 2:
+        raise argparse.ArgumentTypeError("every N must be at least 2")
+    return counts
+
+
+def subject_names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = set(names) - {"exporter", "registry", "bare"}
+    if unknown or "exporter" not in names:
+        raise argparse.ArgumentTypeError("a list of exporter, registry, bare; with exporter")
+    return names
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--agents", type=agent_counts, default="100,1000,5000,10000", help="the N to run"
+    )
+    parser.add_argument(
+        "--subjects",
+        type=subject_names,
+        default="exporter,registry,bare",
+        help="what to measure side by side (the exporter always)",
+    )
+    parser.add_argument("--ops", type=int, default=4, help="operations per agent (M)")
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds of the CPU window, per N"
+    )
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before it")
+    parser.add_argument("--serializer", choices=("msgpack", "json", "cbor"), default="msgpack")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
+    parser.add_argument(
+        "--crossbar", default=str(ROOT / ".venv-crossbar" / "bin" / "crossbar"), help="router"
+    )
+    parser.add_argument(
+        "--agents-per-generator", type=int, default=2500, help="agents per load generator"
+    )
+    parser.add_argument(
+        "--agent-timeout", type=float, default=5.0, help="the exporter's --agent-timeout"
+    )
+    parser.add_argument("--detect", type=int, default=10, help="agents stopped for detection")
+    parser.add_argument("--scrapes", type=int, default=10, help="scrapes 1 s apart, under load")
+    parser.add_argument("--burst", type=int, default=10, help="back-to-back scrapes after them")
+    parser.add_argument(
+        "--change-every",
+        type=int,
+        default=300,
+        help="seconds between two runs of an agent's task1, which changes its op codes "
+        "on 2 heartbeats (0: op codes never change)",
+    )
+    parser.add_argument("--workdir", type=Path, help="logs and counters (default: a temp dir)")
+    parser.add_argument(
+        "--report", type=Path, metavar="JSON", help="only print the tables of an earlier run"
+    )
+    args = parser.parse_args(argv)
+    if args.report:
+        return args
+    if isinstance(args.agents, str):
+        args.agents = agent_counts(args.agents)
+    if isinstance(args.subjects, str):
+        args.subjects = subject_names(args.subjects)
+    if args.ops < 1 or args.duration <= 0 or args.agents_per_generator < 1:
+        parser.error("--ops, --duration and --agents-per-generator must be positive")
+    if not Path(args.crossbar).exists():
+        parser.error(f"--crossbar {args.crossbar}: not found (`make test` installs it)")
+    return args
+
+
+def describe_run(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_at_start": list(os.getloadavg()),
+        },
+        "config": {
+            "agents": args.agents,
+            "subjects": args.subjects,
+            "ops": args.ops,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "serializer": args.serializer,
+            "agents_per_generator": args.agents_per_generator,
+            "agent_timeout_s": args.agent_timeout,
+            "detect": args.detect,
+            "scrapes": args.scrapes,
+            "burst": args.burst,
+            "change_every": args.change_every,
+            "crossbar": args.crossbar,
+            "workdir": str(args.workdir),
+        },
+        "notes": [report.FOOTNOTE.replace("\n  ", " ").lstrip("* ")],
+        "steps": [],
+    }
+
+
+def write(out: Path, results: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(out)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    for step in results["steps"]:
+        print(report.step_table(step, results["config"]["serializer"]))
+        print()
+    print(report.summary_table(results["steps"]))
+    print(report.FOOTNOTE)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.report:
+        results = json.loads(args.report.read_text())
+        print_tables(results)
+        return results
+    if args.workdir is None:
+        args.workdir = Path(tempfile.mkdtemp(prefix="ocs-bench-"))
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _terminate)
+    results = describe_run(args)
+    results["exporter_source"] = snapshot_exporter(args.workdir / "exporter-snapshot")
+    args.snapshot = Path(results["exporter_source"]["path"])
+    print(
+        f"benchmark: N={args.agents}, M={args.ops}, {args.duration:g} s window per N, "
+        f"{args.serializer}; logs in {args.workdir}",
+        flush=True,
+    )
+    source = results["exporter_source"]
+    print(
+        f"exporter: a copy of exporter/ as of now (sha256 {source['sha256'][:12]}, git "
+        f"{(source['git_head'] or '?')[:10]}, {len(source['uncommitted_changes'])} files "
+        "changed since), the same for every N",
+        flush=True,
+    )
+    router = testbed.Router(args.crossbar, args.workdir)
+    try:
+        router.start()
+        results["router"] = {"pid": router.proc.pid, "port": router.port}
+        site_file = testbed.write_site_file(
+            args.workdir / "site.yaml", router.port, [registry_entry()]
+        )
+        for n in args.agents:
+            print(f"-- N = {n}: running ...", flush=True)
+            started = time.time()
+            step = Step(args, router, site_file, n).run()
+            step["ratios"] = report.ratios(step)
+            step["elapsed_s"] = round(time.time() - started, 1)
+            results["steps"].append(step)
+            write(args.out, results)
+            print(report.step_table(step, args.serializer), flush=True)
+            print(flush=True)
+            if router.proc.poll() is not None:
+                raise RuntimeError(f"crossbar exited with {router.proc.returncode}")
+    finally:
+        router.stop()
+        results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write(args.out, results)
+    print(report.summary_table(results["steps"]))
+    print(report.FOOTNOTE)
+    print(f"numbers written to {args.out}; tables again: python -m benchmarks.run --report FILE")
+    return results
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)

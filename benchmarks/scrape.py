@@ -1,0 +1,73 @@
+"""Scraping the exporter as Prometheus does, and reading the few samples the harness needs.
+
+The exposition at 10,000 agents is megabytes: it is searched with regular expressions,
+not parsed into objects, to keep the harness's own CPU small.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import time
+import urllib.request
+from dataclasses import dataclass
+
+# Prometheus asks for gzip; prometheus_client then compresses every scrape.
+PROMETHEUS_HEADERS = {"Accept-Encoding": "gzip", "User-Agent": "ocs-exporter-benchmark"}
+
+_UP = re.compile(r'^ocs_agent_up\{[^}]*instance_id="([^"]*)"[^}]*\} (\S+)$', re.MULTILINE)
+_HEARTBEATS = re.compile(r"^ocs_exporter_heartbeats_total (\S+)$", re.MULTILINE)
+_CONNECTED = re.compile(r"^ocs_exporter_crossbar_connected (\S+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Scrape:
+    started: float  # Unix time the request was sent
+    finished: float  # Unix time the whole body had arrived
+    wire_bytes: int  # body as sent (gzip-compressed if asked for)
+    text: str
+
+    @property
+    def latency(self) -> float:
+        return self.finished - self.started
+
+    @property
+    def text_bytes(self) -> int:
+        return len(self.text.encode())
+
+    def heartbeats_total(self) -> float | None:
+        match = _HEARTBEATS.search(self.text)
+        return float(match.group(1)) if match else None
+
+    def connected(self) -> bool:
+        match = _CONNECTED.search(self.text)
+        return bool(match) and float(match.group(1)) == 1.0
+
+    def agents_up(self) -> dict[str, float]:
+        """``ocs_agent_up`` by instance id."""
+        return {iid: float(value) for iid, value in _UP.findall(self.text)}
+
+    def series(self) -> int:
+        return sum(1 for line in self.text.splitlines() if line and not line.startswith("#"))
+
+
+def scrape(url: str, compressed: bool = True, timeout: float = 60.0) -> Scrape:
+    """GET ``url`` (``.../metrics``); raise on anything but 200."""
+    headers = PROMETHEUS_HEADERS if compressed else {"User-Agent": "ocs-exporter-benchmark"}
+    request = urllib.request.Request(url, headers=headers)
+    started = time.time()
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = response.read()
+        encoding = response.headers.get("Content-Encoding", "")
+    finished = time.time()
+    raw = gzip.decompress(body) if encoding == "gzip" else body
+    return Scrape(started, finished, len(body), raw.decode())
+
+
+def ready(base_url: str) -> bool:
+    """True once the exporter's ``/-/ready`` answers 200."""
+    try:
+        with urllib.request.urlopen(base_url + "/-/ready", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
