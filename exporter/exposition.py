@@ -64,11 +64,26 @@ def _lines(name: str, labels: str, samples: Iterable[tuple[str, float]]) -> byte
     ).encode()
 
 
+def _render(samples: dict[str, list], labels: str) -> tuple[tuple[int, bytes], ...]:
+    """(family index, lines) for the families that have samples, in exposition order."""
+    rendered = []
+    for index, (family, kind, _, _) in enumerate(FAMILIES):
+        sample_name = family + "_total" if kind == "counter" else family
+        if samples.get(sample_name):
+            rendered.append((index, _lines(sample_name, labels, samples[sample_name])))
+    return tuple(rendered)
+
+
+def _op(name: str) -> str:
+    return f',operation="{_escape(name)}"'
+
+
 class _AgentLines:
     """One agent's rendered lines, for one version of it: per family index, the bytes to
-    emit while the agent is up and while it is down (the time-varying families aside)."""
+    emit while the agent is up; those for while it is down are made when first needed
+    (most agents are up), sharing the families that do not depend on liveness."""
 
-    __slots__ = ("down", "gap_prefix", "last_prefix", "up", "version")
+    __slots__ = ("_down", "gap_prefix", "labels", "last_prefix", "op_state", "ops", "up", "version")
 
     def __init__(self, agent: Agent, version: int, op_state: bool) -> None:
         labels = (
@@ -77,15 +92,14 @@ class _AgentLines:
             f'agent_class="{_escape(agent.agent_class)}"'
         )
         self.version = version
+        self.labels = labels
+        self.ops = agent.op_codes  # never mutated by the state: safe to keep
+        self.op_state = op_state
+        self._down: tuple[tuple[int, bytes], ...] | None = None
         self.last_prefix = f"ocs_agent_last_heartbeat_timestamp_seconds{{{labels}}} ".encode()
         self.gap_prefix = f"ocs_agent_heartbeat_gap_seconds{{{labels}}} ".encode()
-        ops = agent.op_codes
         heard = agent.last_wall is not None
-
-        def op(name: str) -> str:
-            return f',operation="{_escape(name)}"'
-
-        common = {
+        static = {
             "ocs_agent_info": [
                 (f',host="{_escape(agent.host)}",expected="{expected_label(agent.expected)}"', 1)
             ],
@@ -94,42 +108,45 @@ class _AgentLines:
             ),
             "ocs_agent_restarts_total": [("", agent.restarts)] if heard else [],
             "ocs_op_last_change_timestamp_seconds": [
-                (op(name), when) for name, when in agent.changed.items()
+                (_op(name), when) for name, when in agent.changed.items()
             ],
             "ocs_op_transitions_total": [
-                (f'{op(name)},to="{OPCODES[code]}"', count)
+                (f'{_op(name)},to="{OPCODES[code]}"', count)
                 for (name, code), count in agent.transitions.items()
             ],
             "ocs_op_info": [
-                (f'{op(name)},op_type="{_escape(kind)}"', 1)
+                (f'{_op(name)},op_type="{_escape(kind)}"', 1)
                 for name, kind in (agent.op_types or {}).items()
-                if name in ops
+                if name in self.ops
             ],
         }
+        self.up = self._merge(_render(static, labels), self._live(True))
 
-        def parts(up: bool) -> tuple[tuple[int, bytes], ...]:
-            codes = ops if up else dict.fromkeys(ops, EXPIRED)
-            samples = {
-                **common,
-                "ocs_agent_up": [("", 1 if up else 0)],
-                "ocs_op_code": [(op(name), code) for name, code in codes.items()],
-            }
-            if op_state:
-                samples["ocs_op_state"] = [
-                    (f'{op(name)},ocs_op_state="{state}"', number == code)
-                    for name, code in codes.items()
-                    for number, state in OPCODES.items()
-                ]
-            rendered = []
-            for index, (family, kind, _, _) in enumerate(FAMILIES):
-                sample_name = family + "_total" if kind == "counter" else family
-                lines = _lines(sample_name, labels, samples.get(sample_name, ()))
-                if lines:
-                    rendered.append((index, lines))
-            return tuple(rendered)
+    def _live(self, up: bool) -> tuple[tuple[int, bytes], ...]:
+        codes = self.ops if up else dict.fromkeys(self.ops, EXPIRED)
+        samples = {
+            "ocs_agent_up": [("", 1 if up else 0)],
+            "ocs_op_code": [(_op(name), code) for name, code in codes.items()],
+        }
+        if self.op_state:
+            samples["ocs_op_state"] = [
+                (f'{_op(name)},ocs_op_state="{state}"', number == code)
+                for name, code in codes.items()
+                for number, state in OPCODES.items()
+            ]
+        return _render(samples, self.labels)
 
-        self.up = parts(True)
-        self.down = parts(False)
+    @staticmethod
+    def _merge(*parts: tuple[tuple[int, bytes], ...]) -> tuple[tuple[int, bytes], ...]:
+        return tuple(sorted((p for part in parts for p in part), key=lambda p: p[0]))
+
+    @property
+    def down(self) -> tuple[tuple[int, bytes], ...]:
+        if self._down is None:
+            live = {index for index, _ in self._live(True)}
+            static = tuple(p for p in self.up if p[0] not in live)
+            self._down = self._merge(static, self._live(False))
+        return self._down
 
 
 class AgentExposition:

@@ -74,6 +74,7 @@ def authentication(auth: WampAuth | None) -> dict:
 
 
 GET_API_TIMEOUT = 10.0
+GET_API_IN_FLIGHT = 16
 
 
 def op_types_of(api: Any) -> dict[str, str] | None:
@@ -126,6 +127,8 @@ class HeartbeatListener(service.Service):
         self.auth = auth
         self.op_types = op_types
         self._session: Any = None  # the joined WAMP session, for get_api calls
+        self._api_queue: dict[str, str | None] = {}  # agent address -> session id, in order
+        self._api_in_flight = 0
         self.tls_options = None
         if tls is not None:
             self.tls_options = client_tls(urlsplit(url).hostname or "", tls)
@@ -206,6 +209,7 @@ class HeartbeatListener(service.Service):
             self.connected = True
             self._session = session
             self.state.connection_restored()
+            self._pump_api_queue()
             if self._outage_started is None:
                 log.info(
                     "joined realm %s at %s, subscribed to %s", self.realm, self.url, self.topic
@@ -240,22 +244,47 @@ class HeartbeatListener(service.Service):
 
     def _ask_op_types(self, address: str, session_id: str | None) -> None:
         """Ask a new or restarted agent which operations are tasks and which processes:
-        one get_api call per agent session (OCS agents answer it without credentials)."""
-        d = self._session.call(address, "get_api")
-        d.addTimeout(GET_API_TIMEOUT, self.reactor)
+        one get_api call per agent session (OCS agents answer it without credentials).
+        Queued, with at most GET_API_IN_FLIGHT calls at a time, so that thousands of agents
+        heard at once (a start, a router backlog) do not flood the router."""
+        self._api_queue.pop(address, None)
+        self._api_queue[address] = session_id  # the latest session of an agent wins
+        self._pump_api_queue()
 
-        def answered(api: Any) -> None:
-            types = op_types_of(api)
-            if types is None:
-                raise ValueError("the get_api answer has no tasks and processes lists")
-            self.state.set_op_types(address, session_id, types)
+    def _pump_api_queue(self) -> None:
+        while self._api_queue and self._api_in_flight < GET_API_IN_FLIGHT:
+            if self._session is None:
+                return  # kept for the next join
+            address = next(iter(self._api_queue))
+            session_id = self._api_queue.pop(address)
+            if self.state.session_of(address) != session_id:
+                continue  # restarted or forgotten meanwhile
+            self._api_in_flight += 1
+            d = self._session.call(address, "get_api")
+            d.addTimeout(GET_API_TIMEOUT, self.reactor)
+            d.addCallback(self._api_answered, address, session_id)
+            d.addErrback(self._api_failed, address)
+            d.addBoth(self._api_done)
 
-        def failed(failure: Any) -> None:
-            self.state.op_types_failed()
-            if self.throttle.allow(("get_api", address)):
-                log.info("get_api of %s failed: %s", address, describe(failure.value))
+    def _api_answered(self, api: Any, address: str, session_id: str | None) -> None:
+        types = op_types_of(api)
+        if types is None:
+            raise ValueError("the get_api answer has no tasks and processes lists")
+        self.state.set_op_types(address, session_id, types)
 
-        d.addCallback(answered).addErrback(failed)
+    def _api_failed(self, failure: Any, address: str) -> None:
+        self.state.op_types_failed()
+        if self.throttle.allow("get_api"):
+            log.info(
+                "get_api of %s failed: %s; operation types unknown for it; further failures "
+                "are counted and not logged for 60 s",
+                address,
+                describe(failure.value),
+            )
+
+    def _api_done(self, _: Any) -> None:
+        self._api_in_flight -= 1
+        self._pump_api_queue()
 
     def _on_connect_failure(self, component: Any, exc: Exception) -> None:
         if self.connected:  # autobahn reports a dropped session here too

@@ -115,3 +115,39 @@ def test_tls_errors_read_as_one_short_line():
     error = SSL.Error([("SSL routines", "", "certificate verify failed")])
     assert describe(error) == "TLS: certificate verify failed"
     assert describe(ConnectionRefusedError("Connection refused\nmore")) == "Connection refused more"
+
+
+def test_get_api_calls_are_queued_with_a_bound_on_calls_in_flight(caplog):
+    from twisted.internet.defer import Deferred, succeed
+
+    from exporter.listener import GET_API_IN_FLIGHT
+
+    state = AgentState("observatory", 5.0)
+    listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())
+    calls: list[tuple[str, Deferred]] = []
+
+    class Session:
+        def subscribe(self, handler, topic, options):
+            return succeed(None)
+
+        def call(self, address, query):
+            d = Deferred()
+            calls.append((address, d))
+            return d
+
+    listener._on_join(Session(), None)
+    for i in range(100):
+        listener._on_heartbeat(heartbeat(f"a{i}", {"acq": 3}))
+    assert len(calls) == GET_API_IN_FLIGHT  # the rest wait their turn
+    api = {"tasks": [], "processes": [["acq", {}, {}]]}
+    with caplog.at_level(logging.INFO, logger="exporter.listener"):
+        while calls:
+            address, d = calls.pop(0)
+            if address.endswith("0"):
+                d.errback(RuntimeError("no answer"))
+            else:
+                d.callback(api)
+    queries = state.snapshot_counters().op_type_queries
+    assert queries == {"ok": 90, "failed": 10}
+    assert all(a.op_types in ({"acq": "process"}, None) for a in state.snapshot().agents)
+    assert len([r for r in caplog.records if "get_api" in r.getMessage()]) == 1
