@@ -16,13 +16,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter.collector import AgentCollector, ExporterCollector
 from exporter.exposition import AgentExposition, MetricsPage
 from exporter.state import AgentState
+from exporter.testbed import ocs_heartbeat
 
 
 def heartbeat(i: int, ops: int, code: int = 1) -> list:
-    address = f"observatory.bench-{i}"
     op_codes = {"acq": 3, **{f"task{k}": code for k in range(1, ops)}}
-    feed = {"agent_address": address, "session_id": "1.0", "agent_class": "BenchAgent"}
-    return [op_codes, feed]
+    return ocs_heartbeat(f"observatory.bench-{i}", op_codes, "1.0", "BenchAgent")
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, int]:

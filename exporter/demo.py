@@ -12,7 +12,6 @@ import argparse
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -57,15 +56,7 @@ class Demo:
         exporter_port = _port(10020)
         exporter_log = open(self.workdir / "exporter.log", "ab")  # noqa: SIM115
         exporter = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--site-file",
-                str(site_file),
-                "--web.listen-address",
-                f"127.0.0.1:{exporter_port}",
-            ],
+            testbed.exporter_command(site_file, exporter_port),
             stdout=exporter_log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -213,6 +213,41 @@ def site_config(
     }
 
 
+def ocs_heartbeat(
+    address: str,
+    op_codes: dict[str, int],
+    session_id: str = "1795518440.6412797",
+    agent_class: str = "FakeDataAgent",
+) -> list:
+    """An OCS heartbeat payload exactly as agents publish it: ``[op_codes, feed]``."""
+    return [
+        dict(op_codes),
+        {
+            "agent_address": address,
+            "agg_params": {},
+            "feed_name": "heartbeat",
+            "address": f"{address}.feeds.heartbeat",
+            "record": False,
+            "session_id": session_id,
+            "agent_class": agent_class,
+        },
+    ]
+
+
+def exporter_command(site_file: Path, port: int, *flags: str) -> list[str]:
+    """The command line of an exporter on 127.0.0.1:``port`` for ``site_file``."""
+    return [
+        sys.executable,
+        "-m",
+        "exporter",
+        "--site-file",
+        str(site_file),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+        *flags,
+    ]
+
+
 def fake_agent_entry(instance_id: str, *arguments: str) -> dict:
     return {
         "agent-class": "FakeDataAgent",
@@ -327,11 +362,22 @@ class Server:
 
     name = "server"
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        binary: str | None = None,
+        config: dict | None = None,
+    ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
+        self.binary = binary or self.name
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / f"{self.name}-{self.port}.log"
+        self.config_path = self.workdir / f"{self.name}.yml"
+        if config is not None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     @property
     def url(self) -> str:
@@ -376,11 +422,7 @@ class Prometheus(Server):
     def __init__(
         self, workdir: Path, config: dict, binary: str = "prometheus", port: int | None = None
     ) -> None:
-        super().__init__(workdir, port)
-        self.binary = binary
-        self.config_path = self.workdir / "prometheus.yml"
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        super().__init__(workdir, port, binary, config)
 
     def command(self) -> list[str]:
         return [
@@ -423,11 +465,7 @@ class Alertmanager(Server):
         binary: str = "prometheus-alertmanager",
         port: int | None = None,
     ) -> None:
-        super().__init__(workdir, port)
-        self.binary = binary
-        self.config_path = self.workdir / "alertmanager.yml"
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        super().__init__(workdir, port, binary, config)
 
     def command(self) -> list[str]:
         return [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from exporter.testbed import ocs_heartbeat
+
 
 class FakeClock:
     """A monotonic and a wall clock that move only when told to."""
@@ -29,18 +31,6 @@ def heartbeat(
     root: str = "observatory",
 ) -> list:
     """An OCS heartbeat payload as seen on the wire: [op_codes, feed]."""
-    address = f"{root}.{instance_id}"
     if op_codes is None:
         op_codes = {"acq": 3, "count": 3, "set_heartbeat": 1, "delay_task": 1}
-    return [
-        dict(op_codes),
-        {
-            "agent_address": address,
-            "agg_params": {},
-            "feed_name": "heartbeat",
-            "address": f"{address}.feeds.heartbeat",
-            "record": False,
-            "session_id": session_id,
-            "agent_class": agent_class,
-        },
-    ]
+    return ocs_heartbeat(f"{root}.{instance_id}", op_codes, session_id, agent_class)

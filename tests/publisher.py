@@ -18,20 +18,16 @@ from autobahn.twisted.component import Component
 from twisted.internet import reactor, task
 
 from exporter.listener import heartbeat_topic
+from exporter.testbed import ocs_heartbeat
 
 
 def heartbeat(root: str, index: int) -> list:
-    address = f"{root}.load-{index}"
-    feed = {
-        "agent_address": address,
-        "agg_params": {},
-        "feed_name": "heartbeat",
-        "address": f"{address}.feeds.heartbeat",
-        "record": False,
-        "session_id": "1700000000.0",
-        "agent_class": "LoadAgent",
-    }
-    return [{"acq": 3, "count": 1, "set_heartbeat": 1, "delay_task": 1}, feed]
+    return ocs_heartbeat(
+        f"{root}.load-{index}",
+        {"acq": 3, "count": 1, "set_heartbeat": 1, "delay_task": 1},
+        "1700000000.0",
+        "LoadAgent",
+    )
 
 
 def main() -> None:

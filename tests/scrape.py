@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -59,20 +58,15 @@ class Exporter:
         log_path = Path(workdir) / f"exporter-{port}.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "exporter",
-                    "--site-file",
-                    str(site_file),
-                    "--web.listen-address",
-                    f"127.0.0.1:{port}",
+                testbed.exporter_command(
+                    site_file,
+                    port,
                     "--agent-timeout",
                     "2",
                     "--log.level",
                     "debug",
                     *flags,
-                ],
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
