@@ -94,6 +94,7 @@ class RestartGroup:
         self.shard, self.shards = restart_group(args.agents, args.churn_fraction)
         self.indices = range(self.shard, args.agents, self.shards)
         self.generation = 0
+        self.pids: list[int] = []  # of every generation
         self.current: Generator | None = None
         self.retired = dict.fromkeys((shm.SENT, shm.SKIPPED, shm.PUBLISH_ERRORS, shm.GEN_LOSSES), 0)
 
@@ -114,6 +115,7 @@ class RestartGroup:
         log_path = self.workdir / "restart-group.log"
         proc = spawn(command, log_path, self.workdir)
         self.current = Generator(proc, log_path, block, self.indices)
+        self.pids.append(proc.pid)
         if go is not None:
             block.floats[shm.GO_TIME] = go
 
@@ -191,11 +193,17 @@ class Soak:
         self.go = time.time() + 0.5
         self.load.go(self.go)
         self.group.current.block.floats[shm.GO_TIME] = self.go
-        self.result["router"] = {"port": self.router.port, "restarts": []}
+        self.result["router"] = {"port": self.router.port, "pids": [self.router.proc.pid]}
+        self.result["router"]["restarts"] = []
         self.result["exporter"] = {"pid": self.exporter.pid, "port": port, "log": str(log_path)}
         self.result["load"] = {
             "generator_pids": [g.pid for g in self.load],
-            "restart_group": {"shard": self.group.shard, "shards": self.group.shards},
+            "restart_group": {
+                "shard": self.group.shard,
+                "shards": self.group.shards,
+                "agents": list(self.group.indices),
+                "pids": self.group.pids,  # every generation's
+            },
         }
         self.result["churn"] = {
             "paused_per_period": self.pause_count(),
@@ -250,9 +258,13 @@ class Soak:
             if "restart" in due and now >= due["restart"] and self.rejoin is None:
                 self.restart_router()
                 due["restart"] += args.router_restart_every
-            wake = min([*due.values(), end])
-            pause = REJOIN_POLL if self.rejoin is not None else wake - time.time()
-            time.sleep(min(max(pause, 0.0), max(wake - time.time(), 0.0)))
+            if self.rejoin is not None:
+                time.sleep(REJOIN_POLL)
+            else:
+                time.sleep(max(min([*due.values(), end]) - time.time(), 0.0))
+        while self.rejoin is not None:  # a restart near the end: see it through
+            self.watch_rejoin()
+            time.sleep(REJOIN_POLL)
         self.sample()  # at the end of the duration, before the load stops
 
     def churn(self) -> None:
@@ -290,6 +302,7 @@ class Soak:
         stopped = time.time()
         self.router.start()
         up = time.time()
+        self.result["router"]["pids"].append(self.router.proc.pid)
         sent_up = self.sent()
         record = {
             "at_s": round(t0 - self.go, 2),
@@ -489,6 +502,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         for s in samples
         if s["t_s"] >= SLOPE_AFTER and s.get("rss_bytes")
     ]
+    steady = [int(v * 2**20) for _, v in late]
     latencies = [s["scrape_s"] for s in samples if "scrape_s" in s]
     restarts = result.get("router", {}).get("restarts", [])
     by_design = [r["sent_before_exporter_rejoined"] for r in restarts]
@@ -509,6 +523,10 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             "slope_mib_per_hour": slope_per_hour(late),
             "slope_from_s": SLOPE_AFTER,
             "slope_samples": len(late),
+            # From SLOPE_AFTER on: the first samples include the exporter before the load.
+            "steady_min_bytes": min(steady, default=None),
+            "steady_median_bytes": statistics.median(steady) if steady else None,
+            "steady_max_bytes": max(steady, default=None),
         },
         "exporter_cpu_cores_mean": (cpu[-1]["cpu_s"] - cpu[0]["cpu_s"]) / span if span else None,
         "heartbeats": {
@@ -582,9 +600,12 @@ def summary_text(result: dict[str, Any]) -> str:
         f"({churn.get('periods', 0)} times: {churn.get('paused_per_period', 0)} paused, "
         f"{churn.get('restart_group_agents', 0)} restarted) ==",
         f"exporter RSS: min {m(r['min_bytes'])} MiB, median {m(r['median_bytes'])}, max "
-        f"{m(r['max_bytes'])} (first {m(r['first_bytes'])}, last {m(r['last_bytes'])}); slope "
-        f"{fmt(r['slope_mib_per_hour'], '+.2f')} MiB/h (least squares, {r['slope_samples']} "
-        f"samples from {r['slope_from_s']:.0f} s)",
+        f"{m(r['max_bytes'])} (first {m(r['first_bytes'])}, before the load; last "
+        f"{m(r['last_bytes'])})",
+        f"  from {r['slope_from_s']:.0f} s on ({r['slope_samples']} samples): min "
+        f"{m(r['steady_min_bytes'])} MiB, median {m(r['steady_median_bytes'])}, max "
+        f"{m(r['steady_max_bytes'])}; slope {fmt(r['slope_mib_per_hour'], '+.2f')} MiB/h "
+        "(least squares)",
         f"exporter CPU: {fmt(s['exporter_cpu_cores_mean'], '.3f')} cores on average",
         f"heartbeats: sent {n(hb['sent'])}, received {n(hb['received'])}, lost {n(hb['lost'])}"
         f" ({fmt(None if hb['lost_fraction'] is None else hb['lost_fraction'] * 100, '.2f')}%)",
@@ -592,8 +613,9 @@ def summary_text(result: dict[str, Any]) -> str:
         f"{n(hb['sent_before_exporter_rejoined'])} "
         f"(+-{n(hb['sent_before_exporter_rejoined_uncertainty'])}); of them while the router "
         f"was down: {n(hb['sent_while_router_down'])}",
-        f"  lost otherwise: {n(hb['lost_outside_outages'])}; not sent (generator without a "
-        f"router, or > 2 s late): {n(hb['skipped'])}",
+        f"  lost otherwise: {n(hb['lost_outside_outages'])} (the windows' ends are known to "
+        f"+-{n(hb['sent_before_exporter_rejoined_uncertainty'])}); not sent (generator "
+        f"without a router, or > 2 s late): {n(hb['skipped'])}",
         f"reconnects: {n(s['reconnects_seen'])} 'rejoined realm' lines for "
         f"{s['router_restarts']} router restarts ({s['exporter_rejoins_missed']} not seen)",
         f"errors: {n(s['error_lines'])} ERROR/Traceback lines in the exporter log; exporter "
