@@ -36,6 +36,7 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import task
 
 from benchmarks import shm
+from exporter.testbed import ocs_heartbeat
 
 TICK = 0.01  # seconds between schedule checks
 MAX_LAG = 2.0  # a heartbeat due longer ago than this is dropped (counted as SKIPPED)
@@ -90,16 +91,7 @@ def answer_get_api(session: Any, address_root: str, n_ops: int, agent_class: str
 
 def feed(address_root: str, index: int, session_id: str, agent_class: str) -> dict[str, Any]:
     """The second element of a heartbeat, as ``ocs.ocs_feed.Feed.encoded()`` builds it."""
-    address = f"{address_root}.bench-{index}"
-    return {
-        "agent_address": address,
-        "agg_params": {},
-        "feed_name": "heartbeat",
-        "address": f"{address}.feeds.heartbeat",
-        "record": False,
-        "session_id": session_id,
-        "agent_class": agent_class,
-    }
+    return ocs_heartbeat(f"{address_root}.bench-{index}", {}, session_id, agent_class)[1]
 
 
 class Schedule:

@@ -179,19 +179,9 @@ def start_exporter(
     """The exporter from ``snapshot`` (see :func:`snapshot_exporter`), else as installed."""
     port = testbed.free_port()
     log_path = workdir / "exporter.log"
-    command = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--site-file",
-        str(site_file),
-        "--web.listen-address",
-        f"127.0.0.1:{port}",
-        "--agent-timeout",
-        str(agent_timeout),
-        "--wamp.serializers",
-        serializer,
-    ]
+    command = testbed.exporter_command(
+        site_file, port, "--agent-timeout", str(agent_timeout), "--wamp.serializers", serializer
+    )
     return Exporter(spawn(command, log_path, workdir, snapshot), log_path, port)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -61,3 +62,13 @@ def machine_times() -> tuple[float, float]:
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
     idle = fields[3] + fields[4]
     return (total - idle) / TICKS, total / TICKS
+
+
+def host_info() -> dict:
+    """The machine a benchmark ran on, for its JSON."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": list(os.getloadavg()),
+    }

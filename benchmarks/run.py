@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import signal
 import sys
 import tempfile
@@ -19,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import procstat, report
 from benchmarks.processes import ROOT, registry_entry, snapshot_exporter
 from benchmarks.step import Step
 from exporter import testbed
@@ -108,12 +106,7 @@ def describe_run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_at_start": list(os.getloadavg()),
-        },
+        "host": procstat.host_info(),
         "config": {
             "agents": args.agents,
             "subjects": args.subjects,

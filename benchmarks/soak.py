@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import re
 import signal
@@ -468,12 +467,7 @@ def describe(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_at_start": list(os.getloadavg()),
-        },
+        "host": procstat.host_info(),
         "config": {
             "agents": args.agents,
             "ops": args.ops,
