@@ -96,13 +96,16 @@ class Secured:
     client_ca: Path | None = None  # require client certificates signed by it
     tickets: dict[str, str] = field(default_factory=dict)  # authid -> ticket
     wampcra: dict[str, str] = field(default_factory=dict)  # authid -> secret
+    role_file: Path = EXPORTER_ROLE_FILE  # the crossbar role the principals get
+
+    def role(self) -> dict:
+        return json.loads(self.role_file.read_text())
 
     @property
     def url(self) -> str:
         return f"wss://localhost:{self.port}/ws"
 
-    def transport(self) -> dict:
-        role = json.loads(EXPORTER_ROLE_FILE.read_text())["name"]
+    def transport(self, role: str) -> dict:
         auth: dict = {}
         if self.tickets:
             auth["ticket"] = {
@@ -155,8 +158,9 @@ def crossbar_config(
     roles = [role("iocs_agent", True), role("iocs_controller", False)]
     extra_transports = []
     if secured is not None:
-        roles.append(json.loads(EXPORTER_ROLE_FILE.read_text()))
-        extra_transports.append(secured.transport())
+        exporter_role = secured.role()
+        roles.append(exporter_role)
+        extra_transports.append(secured.transport(exporter_role["name"]))
     return {
         "version": 2,
         "controller": {},

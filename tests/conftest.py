@@ -37,9 +37,9 @@ class Testbed:
 
     """A router with a site file, and the agents and exporters started on it."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, secured: testbed.Secured | None = None) -> None:
         self.workdir = workdir
-        self.router = testbed.Router(crossbar_path(), workdir)
+        self.router = testbed.Router(crossbar_path(), workdir, secured=secured)
         self.site_file = workdir / "site.yaml"
         self.entries: list[dict] = []
         self.agents: dict[str, subprocess.Popen] = {}

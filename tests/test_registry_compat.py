@@ -606,23 +606,21 @@ def test_registration_is_redone_after_a_router_restart(own_bed):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("allowed", [False, True], ids=["subscribe-only", "registry-compat"])
-def test_least_privilege_roles(tmp_path_factory, monkeypatch, allowed):
+def test_least_privilege_roles(tmp_path_factory, allowed):
     """The shipped roles, verbatim: the subscribe-only one of deploy/crossbar may not
     register (one line, still ready); the registry-compat one lets the exporter answer."""
     workdir = tmp_path_factory.mktemp("compat-role")
     name = "exporter-role-registry-compat.json" if allowed else "exporter-role.json"
-    monkeypatch.setattr(testbed, "EXPORTER_ROLE_FILE", testbed.EXPORTER_ROLE_FILE.with_name(name))
     ca = make_authority(workdir, "router-ca")
     server = ca.issue_server(workdir, "router")
-    bed = Testbed(workdir)
-    bed.router = testbed.Router(
-        bed.router.crossbar,
+    bed = Testbed(
         workdir,
         secured=testbed.Secured(
             port=testbed.free_port(),
             key=server.key,
             certificate=server.cert,
             tickets={"exporter": "compat-ticket"},
+            role_file=testbed.EXPORTER_ROLE_FILE.with_name(name),
         ),
     )
     try:

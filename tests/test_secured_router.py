@@ -23,9 +23,7 @@ def secured(tmp_path_factory):
     ca = make_authority(workdir, "router-ca")
     server = ca.issue_server(workdir, "router")
     client = ca.issue_client(workdir, "exporter")
-    bed = Testbed(workdir)
-    bed.router = testbed.Router(
-        bed.router.crossbar,
+    bed = Testbed(
         workdir,
         secured=testbed.Secured(
             port=testbed.free_port(),
