@@ -41,6 +41,8 @@ LAST, GAP = (
     INDEX["ocs_agent_last_heartbeat_timestamp_seconds"],
     INDEX["ocs_agent_heartbeat_gap_seconds"],
 )
+# The families whose lines depend on whether the agent is up.
+LIVE = frozenset(INDEX[name] for name in ("ocs_agent_up", "ocs_op_code", "ocs_op_state"))
 
 
 def _headers(openmetrics: bool) -> list[bytes]:
@@ -143,8 +145,7 @@ class _AgentLines:
     @property
     def down(self) -> tuple[tuple[int, bytes], ...]:
         if self._down is None:
-            live = {index for index, _ in self._live(True)}
-            static = tuple(p for p in self.up if p[0] not in live)
+            static = tuple(p for p in self.up if p[0] not in LIVE)
             self._down = self._merge(static, self._live(False))
         return self._down
 

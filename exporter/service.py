@@ -121,9 +121,7 @@ class ExporterService(service.MultiService):
         self.registry.register(ExporterCollector(self.state, self.ready))
         # The agent series are rendered by AgentExposition, which caches per agent.
         metrics = MetricsPage(self.registry, AgentExposition(self.state, settings.op_state))
-        site = make_site(
-            self.registry, self.state, self.ready, settings.telemetry_path, metrics=metrics
-        )
+        site = make_site(metrics, self.state, self.ready, settings.telemetry_path)
         self.web = WebService(
             site, settings.listen_host, settings.listen_port, reactor, settings.web_config_file
         )

@@ -408,18 +408,6 @@ class AgentState:
             now = self._monotonic()
             self._forget(now)
             timeout = self.timeout
-            if self._rejoined_at is None:  # no grace to apply: the common, fast case
-                cutoff = now - timeout
-                return [
-                    (
-                        agent,
-                        agent.version,
-                        agent.last_mono > cutoff,
-                        agent.last_wall,
-                        agent.max_gap(now) if agent.last_wall is not None else None,
-                    )
-                    for agent in self._agents.values()
-                ]
             return [
                 (
                     agent,

@@ -8,8 +8,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.twisted import MetricsResource
 from twisted.internet import threads
 from twisted.python.failure import Failure
 from twisted.web import resource, server
@@ -197,14 +195,13 @@ class AgentsJSON(resource.Resource):
 
 
 def make_site(
-    registry: CollectorRegistry,
+    metrics: resource.Resource,
     state: AgentState,
     ready: Callable[[], bool],
     telemetry_path: str = "/metrics",
-    metrics: resource.Resource | None = None,
 ) -> server.Site:
-    """The exporter's web site: ``/``, the telemetry path (``metrics``, by default the
-    registry's), ``/-/healthy``, ``/-/ready``, ``/api/agents``."""
+    """The exporter's web site: ``/``, ``metrics`` at the telemetry path, ``/-/healthy``,
+    ``/-/ready``, ``/api/agents``."""
     root = resource.Resource()
     root.putChild(b"", StatusPage(state, ready, telemetry_path))
     probes = resource.Resource()
@@ -219,7 +216,7 @@ def make_site(
         child = resource.Resource()
         node.putChild(part.encode(), child)
         node = child
-    node.putChild(leaf.encode(), metrics or MetricsResource(registry))
+    node.putChild(leaf.encode(), metrics)
     api = root.children.get(b"api")  # a telemetry path under /api/ made it already
     if api is None:
         api = resource.Resource()
