@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -75,9 +76,12 @@ def run_demo_once(workdir: Path) -> None:
             60,
             "fake-flaky to be seen down",
         )
-        if "prometheus" in output and "not installed" not in output:
-            prom = re.search(r"prometheus\s+(http://\S+)/alerts", output).group(1)
-            assert http_get(prom + "/-/ready")[0] == 200
+        # The test command installs Debian's prometheus, so the demo starts one.
+        prom = re.search(r"prometheus\s+(http://\S+)/alerts", output).group(1)
+        assert http_get(prom + "/-/ready")[0] == 200
+        rules = json.loads(http_get(prom + "/api/v1/rules")[2])["data"]["groups"]
+        alerts = {r["name"] for g in rules for r in g["rules"] if r["type"] == "alerting"}
+        assert {"OcsAgentDown", "OcsOperationFailed"} <= alerts  # the shipped rules
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
