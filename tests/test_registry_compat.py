@@ -400,10 +400,13 @@ def compat(bed):
             not d.get(address(i), {"expired": True})["expired"]
             for d in (real, ours)
             for i in ("reg-a", "reg-b")
-        )
+        ) and all(d[address("reg-a")]["op_codes"].get("acq") == 3 for d in (real, ours))
 
     try:
-        testbed.wait_for(both_know_both, 60, "both registries to list reg-a and reg-b up")
+        # reg-a's first heartbeats report acq NONE until its startup process runs.
+        testbed.wait_for(
+            both_know_both, 60, "both registries to list reg-a and reg-b up, reg-a's acq running"
+        )
         yield exporter
     finally:
         # The shared router outlives this module: leave no registry and no extra agents.
