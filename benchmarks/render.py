@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -42,6 +43,12 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--changed", type=int, default=100, help="agents changed between renders")
+    parser.add_argument(
+        "--churn",
+        choices=("random", "consecutive"),
+        default="random",
+        help="which agents change: scattered over the blocks (the worst case) or neighbours",
+    )
     args = parser.parse_args()
     state = AgentState("observatory", 5.0)
     for i in range(args.agents):
@@ -54,26 +61,34 @@ def main() -> None:
     page = MetricsPage(own, AgentExposition(state))
     page.body(False, False)  # fill the cache, as the first scrape does
     tick = [0]
+    rng = random.Random(1)
 
     def churn() -> None:
         """Between renders, some agents' op codes change, as tasks start and end."""
         tick[0] += 1
-        for i in range(args.changed):
-            state.ingest(
-                heartbeat((tick[0] * args.changed + i) % args.agents, args.ops, tick[0] % 2 + 1)
-            )
+        if args.churn == "random":
+            changed = rng.sample(range(args.agents), args.changed)
+        else:
+            changed = [(tick[0] * args.changed + i) % args.agents for i in range(args.changed)]
+        for i in changed:
+            state.ingest(heartbeat(i, args.ops, tick[0] % 2 + 1))
 
     rows = [
         ("baseline: collector + generate_latest", lambda: (churn(), generate_latest(reference))[1]),
         ("cached renderer, text", lambda: (churn(), page.body(False, False))[1]),
         ("cached renderer, OpenMetrics", lambda: (churn(), page.body(True, False))[1]),
-        ("cached renderer, text, gzip level 1", lambda: (churn(), page.body(False, True))[1]),
+        ("cached renderer, text, gzip", lambda: (churn(), page.body(False, True))[1]),
+        ("cached renderer, OpenMetrics, gzip", lambda: (churn(), page.body(True, True))[1]),
+        ("cached renderer, text, unchanged, gzip", lambda: page.body(False, True)),
         (
             "baseline text, gzip level 9 (prometheus_client's)",
             lambda: gzip.compress(generate_latest(reference)),
         ),
     ]
-    print(f"{args.agents} agents x {args.ops} operations, {args.changed} agents changed per render")
+    print(
+        f"{args.agents} agents x {args.ops} operations, {args.changed} agents changed per "
+        f"render ({args.churn})"
+    )
     results = {}
     for name, fn in rows:
         repeat = args.repeat if "baseline" not in name else max(3, args.repeat // 4)
@@ -83,6 +98,12 @@ def main() -> None:
     base = results["baseline: collector + generate_latest"]
     fast = results["cached renderer, text"]
     print(f"  ratio cached/baseline (text): {fast / base:.3f} ({base / fast:.0f}x faster)")
+    zipped = results["cached renderer, text, gzip"]
+    base_gzip = results["baseline text, gzip level 9 (prometheus_client's)"]
+    print(
+        f"  ratio cached/baseline (gzip): {zipped / base_gzip:.4f} "
+        f"({base_gzip / zipped:.0f}x faster)"
+    )
 
 
 if __name__ == "__main__":

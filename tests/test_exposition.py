@@ -5,13 +5,14 @@ from __future__ import annotations
 import gzip
 import random
 import subprocess
+import zlib
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter.collector import AgentCollector, ExporterCollector
-from exporter.exposition import AgentExposition, MetricsPage
+from exporter.exposition import BLOCK_SIZE, INDEX, AgentExposition, MetricsPage
 from exporter.state import AgentState
 from tests.fakes import FakeClock, heartbeat
 
@@ -51,7 +52,7 @@ def test_same_samples_as_the_reference_collector_while_agents_change():
         state.ingest(heartbeat(f"extra-{step}", {"acq": 3}))
 
 
-def test_forgotten_agents_leave_the_output_and_the_cache():
+def test_forgotten_agents_leave_the_output_and_their_block():
     clock = FakeClock()
     state = make_state(clock, 5)
     exposition = AgentExposition(state)
@@ -61,22 +62,86 @@ def test_forgotten_agents_leave_the_output_and_the_cache():
     clock.advance(2)
     text = exposition.render().decode()
     assert 'instance_id="agent-0"' in text and 'instance_id="agent-1"' not in text
-    assert len(exposition._cache) == 1
+    assert list(exposition._block_of) == ["observatory.agent-0"]
+    assert sum(block.size for block in exposition._blocks) == 1
 
 
-def test_unchanged_agents_reuse_their_lines():
+def pieces_by_block(exposition: AgentExposition) -> list[dict]:
+    return [dict(block.pieces) for block in exposition._blocks]
+
+
+def test_only_the_block_of_a_changed_agent_is_made_again():
     clock = FakeClock()
-    state = make_state(clock, 3)
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    n = 3 * BLOCK_SIZE
+    for i in range(n):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
     exposition = AgentExposition(state)
     exposition.render()
-    before = dict(exposition._cache)
-    state.ingest(heartbeat("agent-1", {"x": 3}))  # changes
-    same = state.snapshot().agents[2]
-    state.ingest(heartbeat("agent-2", dict(same.op_codes), agent_class=same.agent_class))
+    assert len(exposition._blocks) == 3
+    before = pieces_by_block(exposition)
+    for i in range(n):  # heartbeats that change nothing but the time
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    state.ingest(heartbeat(f"agent-{BLOCK_SIZE + 1}", {"acq": 6}))  # block 1 changes
     exposition.render()
-    assert exposition._cache["observatory.agent-0"] is before["observatory.agent-0"]
-    assert exposition._cache["observatory.agent-2"] is before["observatory.agent-2"]
-    assert exposition._cache["observatory.agent-1"] is not before["observatory.agent-1"]
+    after = pieces_by_block(exposition)
+    for index in (0, 2):
+        assert all(after[index][f] is before[index][f] for f in before[index])
+    assert all(after[1][f] is not before[1][f] for f in before[1])
+    assert samples(exposition.render().decode()) == samples(reference(state))
+
+
+def test_an_agent_going_down_remakes_its_block_only():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    for i in range(2 * BLOCK_SIZE):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    exposition = AgentExposition(state)
+    exposition.render()
+    before = pieces_by_block(exposition)
+    clock.advance(4)
+    for i in range(1, 2 * BLOCK_SIZE):  # all but agent-0 keep heartbeating
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    clock.advance(2)
+    text = exposition.render().decode()
+    assert 'ocs_op_code{agent_address="observatory.agent-0",instance_id="agent-0",' in text
+    assert samples(text) == samples(reference(state))
+    after = pieces_by_block(exposition)
+    assert after[0][INDEX["ocs_agent_up"]] is not before[0][INDEX["ocs_agent_up"]]
+    assert all(after[1][f] is before[1][f] for f in before[1])
+
+
+def test_freed_room_in_blocks_is_reused():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, forget_after=10)
+    for i in range(2 * BLOCK_SIZE):
+        state.ingest(heartbeat(f"old-{i}"))
+    exposition = AgentExposition(state)
+    exposition.render()
+    clock.advance(11)  # every old agent is forgotten
+    for i in range(2 * BLOCK_SIZE):
+        state.ingest(heartbeat(f"new-{i}"))
+    assert samples(exposition.render().decode()) == samples(reference(state))
+    assert len(exposition._blocks) == 2  # the freed room, not new blocks
+    assert sorted(block.size for block in exposition._blocks) == [BLOCK_SIZE, BLOCK_SIZE]
+
+
+def test_many_agents_with_churn_match_the_reference():
+    clock = FakeClock()
+    state = make_state(clock, 5 * BLOCK_SIZE + 3)
+    exposition = AgentExposition(state, op_state=True)
+    rng = random.Random(3)
+    for step in range(8):
+        for _ in range(10):
+            i = rng.randrange(6 * BLOCK_SIZE)
+            state.ingest(heartbeat(f"agent-{i}", {"op1": rng.randint(1, 8)}, session_id=f"s{step}"))
+        clock.advance(rng.choice([0.5, 3, 40]))  # expiry and forgetting on the way
+        registry = CollectorRegistry()
+        registry.register(AgentCollector(state, op_state=True))
+        want = samples(generate_latest(registry).decode())
+        assert samples(exposition.render().decode()) == want, step
+        om = exposition.render(openmetrics=True).decode() + "# EOF\n"
+        assert samples(om, parse_om) >= {s for s in want if not s[0].startswith("ocs_op_state")}
 
 
 def page(clock: FakeClock) -> MetricsPage:
@@ -107,8 +172,13 @@ def test_openmetrics_body_is_valid_and_ends_once_with_eof():
     }
 
 
-def test_gzip_body():
+def test_gzip_body_is_one_member_of_the_same_text_in_both_formats():
     clock = FakeClock()
     metrics = page(clock)
-    plain = metrics.body(openmetrics=False, compress=False)
-    assert gzip.decompress(metrics.body(openmetrics=False, compress=True)) == plain
+    for openmetrics in (False, True):
+        plain = metrics.body(openmetrics=openmetrics, compress=False)
+        body = metrics.body(openmetrics=openmetrics, compress=True)
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        assert inflater.decompress(body) == plain
+        assert inflater.eof and inflater.unused_data == b""
+        assert gzip.decompress(body) == plain

@@ -1,0 +1,61 @@
+"""The gzip member assembled from pieces compressed at different times."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import zlib
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exporter import deflate
+
+
+def one_member(body: bytes) -> bytes:
+    """Decompress, checking that ``body`` is exactly one gzip member (CRC and size are
+    verified by zlib)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    text = inflater.decompress(body) + inflater.flush()
+    assert inflater.eof and inflater.unused_data == b""
+    return text
+
+
+parts = st.lists(
+    st.tuples(st.booleans(), st.binary(max_size=3000) | st.text(max_size=500).map(str.encode)),
+    max_size=12,
+)
+
+
+@given(parts)
+def test_pieces_and_bytes_make_one_valid_member(chosen):
+    items = [deflate.compress(text) if cached else text for cached, text in chosen]
+    expected = b"".join(text for _, text in chosen)
+    body = deflate.gzip_member(items)
+    assert one_member(body) == expected
+    assert gzip.decompress(body) == expected
+    assert deflate.text_of(items) == expected
+
+
+def test_crc_spans_pieces_larger_than_the_shared_zeros():
+    big = bytes(range(256)) * 1000  # 256 kB, more than the initial run of zeros
+    items = [b"head\n", deflate.compress(big), deflate.compress(b"x" * 70_000), b"tail\n"]
+    assert one_member(deflate.gzip_member(items)) == b"head\n" + big + b"x" * 70_000 + b"tail\n"
+
+
+def test_a_piece_is_reused_unchanged_by_later_members():
+    piece = deflate.compress(b"ocs_agent_up 1.0\n")
+    first = deflate.gzip_member([b"a\n", piece])
+    second = deflate.gzip_member([b"bb\n", piece, b"c\n"])
+    assert one_member(first) == b"a\nocs_agent_up 1.0\n"
+    assert one_member(second) == b"bb\nocs_agent_up 1.0\nc\n"
+
+
+def test_system_gzip_reads_it(tmp_path):
+    items = [b"# HELP x y\n", deflate.compress(b"x 1.0\n" * 1000), b"z 2.0\n"]
+    path = tmp_path / "metrics.gz"
+    path.write_bytes(deflate.gzip_member(items))
+    out = subprocess.run(["gzip", "-dc", str(path)], capture_output=True, check=True)
+    assert out.stdout == b"# HELP x y\n" + b"x 1.0\n" * 1000 + b"z 2.0\n"
+    test = subprocess.run(["gzip", "-t", str(path)], capture_output=True, check=False)
+    assert test.returncode == 0, test.stderr
