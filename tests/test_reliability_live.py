@@ -143,7 +143,7 @@ def test_scrapes_keep_working_and_heartbeats_keep_flowing_under_load(bed, agent)
         scraper.join()
         for sock in hung:
             sock.close()
-    assert sent >= 20000
+    assert sent == 3000 * 10  # the whole schedule, however busy the machine
     assert not errors, errors[:5]
     durations = sorted(d for d, _ in scrapes)
     print(
