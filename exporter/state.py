@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 # OpCode values, as ocs.base.OpCode.
@@ -314,13 +315,16 @@ class AgentState:
                 agent.start_time = start_time(session_id)
                 agent.op_types = None
             self._record_op_codes(agent, op_codes, now_wall)
-            agent.agent_class = agent_class
+            agent.agent_class = intern(agent_class)
             agent.version = self._new_version()
             self._touch(agent, now_mono, now_wall)
             return new_session
 
     def _record_op_codes(self, agent: Agent, op_codes: dict[str, int], now_wall: float) -> None:
-        # Copy on write: scrapes may be reading the old dicts on another thread.
+        # Copy on write: scrapes may be reading the old dicts on another thread. Operation
+        # names are interned: thousands of agents share a few ("acq", ...), and the wire
+        # gives every heartbeat its own copies.
+        op_codes = {intern(op): code for op, code in op_codes.items()}
         previous = agent.op_codes
         changed = {op: t for op, t in agent.changed.items() if op in op_codes}
         transitions = {k: n for k, n in agent.transitions.items() if k[0] in op_codes}
