@@ -123,10 +123,11 @@ class Agent:
     def max_gap(self, now: float) -> float:
         """The longest gap between heartbeats over the last GAP_WINDOW / 2 to GAP_WINDOW
         seconds, including the one still open."""
-        half = GAP_WINDOW / 2
-        gap = max(self.gap_current, now - self.last_mono)
-        if now - self.gap_since < 2 * half:
-            gap = max(gap, self.gap_previous if now - self.gap_since < half else 0.0)
+        gap = now - self.last_mono
+        if self.gap_current > gap:  # noqa: PLR1730 - max() is a call per agent per scrape
+            gap = self.gap_current
+        if self.gap_previous > gap and now - self.gap_since < GAP_WINDOW / 2:
+            gap = self.gap_previous
         return gap
 
 
@@ -412,11 +413,13 @@ class AgentState:
             now = self._monotonic()
             self._forget(now)
             timeout = self.timeout
+            # The grace after a rejoin can only change an answer for one timeout after it.
+            grace = self._rejoined_at is not None and now - self._rejoined_at < timeout
             return [
                 (
                     agent,
                     agent.version,
-                    now - self._liveness_from(agent) < timeout,
+                    now - (self._liveness_from(agent) if grace else agent.last_mono) < timeout,
                     agent.last_wall,
                     agent.max_gap(now) if agent.last_wall is not None else None,
                 )

@@ -23,7 +23,14 @@ def state(clock):
 
 
 def agents(state):
-    return {a.instance_id: a for a in state.snapshot().agents}
+    """The snapshot's view of every agent, checked against what rows() (the scrape's
+    cheaper path) says of liveness, heartbeat time and gap."""
+    views = {a.instance_id: a for a in state.snapshot().agents}
+    rows = {agent.instance_id: (up, last, gap) for agent, _, up, last, gap in state.rows()}
+    assert rows == {
+        name: (view.up, view.last_heartbeat, view.heartbeat_gap) for name, view in views.items()
+    }
+    return views
 
 
 def test_first_heartbeat_records_the_agent(state, clock):
