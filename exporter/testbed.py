@@ -132,9 +132,12 @@ def crossbar_config(
     realm: str = REALM,
     address_root: str = ADDRESS_ROOT,
     secured: Secured | None = None,
+    rawsocket_port: int | None = None,
 ) -> dict:
     """A crossbar 26 router config equivalent to OCS's shipped one, plus an HTTP publisher
-    and, optionally, a secured transport for the exporter."""
+    and, optionally, a secured transport for the exporter and an anonymous RawSocket
+    listener on ``rawsocket_port`` (same realm and role as the WebSocket path; the
+    benchmark's load generators use it)."""
 
     def role(name: str, register: bool) -> dict:
         return {
@@ -161,6 +164,15 @@ def crossbar_config(
         exporter_role = secured.role()
         roles.append(exporter_role)
         extra_transports.append(secured.transport(exporter_role["name"]))
+    if rawsocket_port is not None:
+        extra_transports.append(
+            {
+                "type": "rawsocket",
+                "endpoint": {"type": "tcp", "port": rawsocket_port, "interface": "127.0.0.1"},
+                "serializers": ["msgpack", "cbor", "json"],
+                "auth": {"anonymous": {"type": "static", "role": "iocs_agent"}},
+            }
+        )
     return {
         "version": 2,
         "controller": {},
