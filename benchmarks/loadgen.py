@@ -170,7 +170,7 @@ class Schedule:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, help="ws://... (WebSocket) or rs://... (RawSocket)")
     parser.add_argument("--realm", required=True)
     parser.add_argument("--address-root", default="observatory")
     parser.add_argument("--serializer", default="msgpack")
@@ -182,6 +182,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--change-every", type=int, default=300)
     parser.add_argument("--block", type=Path, required=True, help="shared counters file")
     return parser.parse_args(argv)
+
+
+def transport(url: str, serializer: str) -> dict[str, Any]:
+    """An autobahn transport for ``url``: RawSocket for ``rs://``, else WebSocket."""
+    if url.startswith(("rs://", "rss://")):
+        kind = {"type": "rawsocket", "serializer": serializer}
+    else:
+        kind = {"type": "websocket", "serializers": [serializer]}
+    return {**kind, "url": url, "max_retries": -1, "max_retry_delay": 2.0}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -197,18 +206,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.agent_class,
         args.change_every,
     )
-    component = Component(
-        transports=[
-            {
-                "type": "websocket",
-                "url": args.url,
-                "serializers": [args.serializer],
-                "max_retries": -1,
-                "max_retry_delay": 2.0,
-            }
-        ],
-        realm=args.realm,
-    )
+    component = Component(transports=[transport(args.url, args.serializer)], realm=args.realm)
 
     def joined(session: Any, details: Any) -> Any:
         def ready(_: Any = None) -> None:

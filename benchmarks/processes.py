@@ -7,6 +7,7 @@ with its output in a log file in the work directory.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -23,15 +24,21 @@ ROOT = Path(__file__).resolve().parent.parent  # the repository: `benchmarks` is
 
 
 def spawn(
-    command: Sequence[str], log_path: Path, cwd: Path, first_path: Path | None = None
+    command: Sequence[str],
+    log_path: Path,
+    cwd: Path,
+    first_path: Path | None = None,
+    niceness: int = 0,
 ) -> subprocess.Popen:
-    """Start ``command`` in its own session; ``first_path`` goes first on PYTHONPATH."""
+    """Start ``command`` in its own session; ``first_path`` goes first on PYTHONPATH;
+    ``niceness`` > 0 runs it (all its threads) at that lower scheduling priority."""
     paths = [str(first_path)] if first_path else []
     paths += [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    prefix = ["nice", "-n", str(niceness)] if niceness else []  # nice execs: same pid
     with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            list(command),
+        proc = subprocess.Popen(
+            [*prefix, *command],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -39,6 +46,22 @@ def spawn(
             cwd=str(cwd),
             env=env,
         )
+    if niceness:
+        set_autogroup_nice(proc.pid, niceness)
+    return proc
+
+
+def set_autogroup_nice(pid: int, niceness: int) -> bool:
+    """Lower the priority of ``pid``'s scheduler autogroup (Linux). With autogroups on
+    (``kernel.sched_autogroup_enabled``), every session is one group sharing the CPU
+    fairly with the other groups, whatever the nice value of its processes: a new session
+    at nice 19 still takes a whole core from the router's session. Popen returns after the
+    child's setsid and exec, so the group is the child's own. False where not supported."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(niceness))
+    except OSError:
+        return False
+    return True
 
 
 def _git(*args: str) -> str | None:
@@ -71,6 +94,45 @@ def snapshot_exporter(dest: Path) -> dict[str, Any]:
 def registry_entry() -> dict:
     """The SCF entry of the RegistryAgent (``--wait-time`` left at OCS's default, 30 s)."""
     return {"agent-class": "RegistryAgent", "instance-id": REGISTRY_ID, "arguments": []}
+
+
+class BenchRouter(testbed.Router):
+    """The testbed's router, plus (``rawsocket=True``) a RawSocket listener on a second
+    port for the load generators only; the subjects keep the WebSocket path."""
+
+    def __init__(self, crossbar: str, workdir: Path, rawsocket: bool = False) -> None:
+        super().__init__(crossbar, workdir)
+        self.rawsocket_port = testbed.free_port() if rawsocket else None
+
+    @property
+    def load_url(self) -> str:
+        """Where the load generators connect."""
+        if self.rawsocket_port is None:
+            return self.url
+        return f"rs://127.0.0.1:{self.rawsocket_port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.cbdir.mkdir(parents=True, exist_ok=True)
+        config = testbed.crossbar_config(self.port, rawsocket_port=self.rawsocket_port)
+        (self.cbdir / "config.json").write_text(json.dumps(config, indent=2))
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.crossbar, "start", "--cbdir", str(self.cbdir), "--loglevel", "warn"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+        def up(port: int) -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"crossbar exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            return testbed.port_open(port)
+
+        for port in filter(None, [self.port, self.rawsocket_port]):
+            testbed.wait_for(lambda port=port: up(port), timeout, f"crossbar on port {port}")
 
 
 class Child:
@@ -185,7 +247,7 @@ def start_exporter(
     return Exporter(spawn(command, log_path, workdir, snapshot), log_path, port)
 
 
-def start_registry(site_file: Path, workdir: Path) -> Subscriber:
+def start_registry(site_file: Path, workdir: Path, niceness: int = 0) -> Subscriber:
     block_path = workdir / "registry.counts"
     block = shm.SharedBlock.subscriber(block_path)
     command = [
@@ -203,7 +265,8 @@ def start_registry(site_file: Path, workdir: Path) -> Subscriber:
         REGISTRY_ID,
     ]
     log_path = workdir / "registry.log"
-    return Subscriber("registry", spawn(command, log_path, workdir), log_path, block)
+    proc = spawn(command, log_path, workdir, niceness=niceness)
+    return Subscriber("registry", proc, log_path, block)
 
 
 def start_bare(router_url: str, workdir: Path, serializer: str) -> Subscriber:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import procstat, report
-from benchmarks.processes import ROOT, registry_entry, snapshot_exporter
+from benchmarks.processes import ROOT, BenchRouter, registry_entry, snapshot_exporter
 from benchmarks.step import Step
 from exporter import testbed
 
@@ -72,6 +72,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--agents-per-generator", type=int, default=2500, help="agents per load generator"
     )
     parser.add_argument(
+        "--load-transport",
+        choices=("websocket", "rawsocket"),
+        default="rawsocket",
+        help="how the load generators (the simulated agents only) reach the router: "
+        "RawSocket costs the router and the generators less per publish than WebSocket; "
+        "the subjects always use its WebSocket path, as real deployments do",
+    )
+    parser.add_argument(
+        "--registry-nice",
+        type=int,
+        default=19,
+        help="run the RegistryAgent (process and scheduler autogroup) at this lower "
+        "priority, so that when it saturates a core it takes less of the router's CPU; its "
+        "CPU per heartbeat is still measured (0: same priority as everything else)",
+    )
+    parser.add_argument(
         "--agent-timeout", type=float, default=5.0, help="the exporter's --agent-timeout"
     )
     parser.add_argument("--detect", type=int, default=10, help="agents stopped for detection")
@@ -115,6 +131,8 @@ def describe_run(args: argparse.Namespace) -> dict[str, Any]:
             "warmup_s": args.warmup,
             "serializer": args.serializer,
             "agents_per_generator": args.agents_per_generator,
+            "load_transport": args.load_transport,
+            "registry_nice": args.registry_nice,
             "agent_timeout_s": args.agent_timeout,
             "detect": args.detect,
             "scrapes": args.scrapes,
@@ -172,10 +190,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "changed since), the same for every N",
         flush=True,
     )
-    router = testbed.Router(args.crossbar, args.workdir)
+    router = BenchRouter(args.crossbar, args.workdir, rawsocket=args.load_transport == "rawsocket")
     try:
         router.start()
-        results["router"] = {"pid": router.proc.pid, "port": router.port}
+        results["router"] = {
+            "pid": router.proc.pid,
+            "port": router.port,
+            "rawsocket_port": router.rawsocket_port,
+            "load_url": router.load_url,
+        }
         site_file = testbed.write_site_file(
             args.workdir / "site.yaml", router.port, [registry_entry()]
         )

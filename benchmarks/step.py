@@ -28,6 +28,7 @@ from typing import Any
 
 from benchmarks import procstat, scrape, shm
 from benchmarks.processes import (
+    BenchRouter,
     Child,
     Exporter,
     Load,
@@ -76,7 +77,7 @@ class Step:
     """Runs the phases for one N and collects every number in ``self.result``."""
 
     def __init__(
-        self, args: argparse.Namespace, router: testbed.Router, site_file: Path, n_agents: int
+        self, args: argparse.Namespace, router: BenchRouter, site_file: Path, n_agents: int
     ) -> None:
         self.args = args
         self.router = router
@@ -138,7 +139,9 @@ class Step:
             self.site_file, self.workdir, args.serializer, args.agent_timeout, args.snapshot
         )
         if "registry" in args.subjects:
-            self.subscribers["registry"] = start_registry(self.site_file, self.workdir)
+            self.subscribers["registry"] = start_registry(
+                self.site_file, self.workdir, args.registry_nice
+            )
         if "bare" in args.subjects:
             self.subscribers["bare"] = start_bare(self.router.url, self.workdir, args.serializer)
         children = list(self.subjects().values())
@@ -155,7 +158,7 @@ class Step:
     def start_load(self) -> None:
         args = self.args
         self.load = start_load(
-            self.router.url,
+            self.router.load_url,
             self.workdir,
             self.n,
             args.ops,
