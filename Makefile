@@ -2,9 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 CROSSBAR_VENV := .venv-crossbar
+# The exporter's runtime dependencies only, as in the Docker image: the benchmarks measure the
+# exporter from here (the test environment's ocs brings numpy, which autobahn then loads).
+RUNTIME_VENV := .venv-runtime
 CROSSBAR_VERSION := 26.10.1
 
-.PHONY: test lint demo system-deps clean
+.PHONY: test lint demo system-deps clean bench-env
+
+bench-env: $(VENV)/.installed $(CROSSBAR_VENV)/.installed $(RUNTIME_VENV)/.installed
 
 system-deps:
 	./scripts/install-system-deps.sh
@@ -20,15 +25,20 @@ $(CROSSBAR_VENV)/.installed: | system-deps
 	$(CROSSBAR_VENV)/bin/pip install -q --disable-pip-version-check 'crossbar==$(CROSSBAR_VERSION)'
 	touch $@
 
+$(RUNTIME_VENV)/.installed: setup.cfg pyproject.toml | system-deps
+	$(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install -q --disable-pip-version-check .
+	touch $@
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(VENV)/.installed $(CROSSBAR_VENV)/.installed lint
+test: $(VENV)/.installed $(CROSSBAR_VENV)/.installed $(RUNTIME_VENV)/.installed lint
 	$(VENV)/bin/pytest
 
 demo: $(VENV)/.installed $(CROSSBAR_VENV)/.installed
 	$(VENV)/bin/python -m exporter.demo --crossbar $(CROSSBAR_VENV)/bin/crossbar
 
 clean:
-	rm -rf $(VENV) $(CROSSBAR_VENV) test-output .demo
+	rm -rf $(VENV) $(CROSSBAR_VENV) $(RUNTIME_VENV) test-output .demo

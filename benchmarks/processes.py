@@ -6,6 +6,7 @@ with its output in a log file in the work directory.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -21,6 +22,19 @@ from exporter import testbed
 
 REGISTRY_ID = "registry"
 ROOT = Path(__file__).resolve().parent.parent  # the repository: `benchmarks` is not installed
+# The exporter's runtime dependencies only (`make bench-env`), as deployed: the test
+# environment's ocs brings numpy, which autobahn loads when it finds it (~12 MB of RSS).
+RUNTIME_PYTHON = ROOT / ".venv-runtime" / "bin" / "python"
+
+
+def add_exporter_python(parser: argparse.ArgumentParser) -> None:
+    default = str(RUNTIME_PYTHON) if RUNTIME_PYTHON.exists() else sys.executable
+    parser.add_argument(
+        "--exporter-python",
+        default=default,
+        help="the interpreter the exporter runs with (default: .venv-runtime's, as deployed, "
+        "if `make bench-env` made it; else this one)",
+    )
 
 
 def spawn(
@@ -237,13 +251,16 @@ def start_exporter(
     serializer: str,
     agent_timeout: float,
     snapshot: Path | None = None,
+    python: str = sys.executable,
 ) -> Exporter:
-    """The exporter from ``snapshot`` (see :func:`snapshot_exporter`), else as installed."""
+    """The exporter from ``snapshot`` (see :func:`snapshot_exporter`), else as installed,
+    run by ``python``."""
     port = testbed.free_port()
     log_path = workdir / "exporter.log"
     command = testbed.exporter_command(
         site_file, port, "--agent-timeout", str(agent_timeout), "--wamp.serializers", serializer
     )
+    command[0] = python
     return Exporter(spawn(command, log_path, workdir, snapshot), log_path, port)
 
 

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import procstat, report
-from benchmarks.processes import ROOT, BenchRouter, registry_entry, snapshot_exporter
+from benchmarks.processes import (
+    ROOT,
+    BenchRouter,
+    add_exporter_python,
+    registry_entry,
+    snapshot_exporter,
+)
 from benchmarks.step import Step
 from exporter import testbed
 
@@ -68,6 +74,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--crossbar", default=str(ROOT / ".venv-crossbar" / "bin" / "crossbar"), help="router"
     )
+    add_exporter_python(parser)
     parser.add_argument(
         "--agents-per-generator", type=int, default=2500, help="agents per load generator"
     )
@@ -139,6 +146,7 @@ def describe_run(args: argparse.Namespace) -> dict[str, Any]:
             "burst": args.burst,
             "change_every": args.change_every,
             "crossbar": args.crossbar,
+            "exporter_python": args.exporter_python,
             "workdir": str(args.workdir),
         },
         "notes": [report.FOOTNOTE.replace("\n  ", " ").lstrip("* ")],

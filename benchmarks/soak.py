@@ -40,6 +40,7 @@ from benchmarks.processes import (
     Exporter,
     Generator,
     Load,
+    add_exporter_python,
     snapshot_exporter,
     spawn,
     start_load,
@@ -170,6 +171,7 @@ class Soak:
         command = testbed.exporter_command(
             site_file, port, "--log.level", "info", "--wamp.serializers", args.serializer
         )
+        command[0] = args.exporter_python
         log_path = self.workdir / "exporter.log"
         proc = spawn(command, log_path, self.workdir, Path(source["path"]))
         self.exporter = Exporter(proc, log_path, port)
@@ -479,6 +481,7 @@ def describe(args: argparse.Namespace) -> dict[str, Any]:
             "sample_every_s": SAMPLE_EVERY,
             "agent_timeout_s": 5.0,  # the exporter's default
             "crossbar": args.crossbar,
+            "exporter_python": args.exporter_python,
             "workdir": str(args.workdir),
             "seed": args.seed,
         },
@@ -664,6 +667,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--crossbar", default=str(ROOT / ".venv-crossbar" / "bin" / "crossbar"), help="router"
     )
+    add_exporter_python(parser)
     parser.add_argument("--workdir", type=Path, help="logs and counters (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=1, help="of the choice of paused agents")
     parser.add_argument(

@@ -136,7 +136,12 @@ class Step:
     def start_subjects(self) -> None:
         args = self.args
         self.exporter = start_exporter(
-            self.site_file, self.workdir, args.serializer, args.agent_timeout, args.snapshot
+            self.site_file,
+            self.workdir,
+            args.serializer,
+            args.agent_timeout,
+            args.snapshot,
+            args.exporter_python,
         )
         if "registry" in args.subjects:
             self.subscribers["registry"] = start_registry(

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from benchmarks.processes import RUNTIME_PYTHON
 from benchmarks.procstat import group_pids
 from tests.conftest import ROOT, crossbar_path
 
@@ -125,3 +126,16 @@ def test_nothing_left_running(run):
     groups = [results["router"]["pid"], *step["load"]["pids"]]
     groups += [step["subjects"][name]["pid"] for name in SUBJECTS]
     assert {pgid: group_pids(pgid) for pgid in groups if group_pids(pgid)} == {}
+
+
+def test_the_exporter_runs_as_deployed_from_the_runtime_environment(run):
+    results, _ = run
+    # `make test` builds .venv-runtime: the exporter's runtime dependencies only, no numpy.
+    assert results["config"]["exporter_python"] == str(RUNTIME_PYTHON)
+    probe = subprocess.run(
+        [str(RUNTIME_PYTHON), "-c", "import importlib.util as u; print(u.find_spec('numpy'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "None"
