@@ -1,7 +1,9 @@
-"""A load generator: publishes OCS heartbeats for a shard of simulated agents, 1 Hz each.
+"""A load generator: publishes OCS heartbeats for a shard of simulated agents, 1 Hz each as
+OCS agents do, or every ``--period`` seconds.
 
 Agent ``i`` of ``N`` (``agent_address`` ``<root>.bench-<i>``) heartbeats at
-``go + i / N + k`` for k = 0, 1, 2, ...: the N agents are spread evenly over each second.
+``go + (i / N + k) * period`` for k = 0, 1, 2, ...: the N agents are spread evenly over
+each period.
 With several generators, shard ``s`` of ``S`` simulates the agents ``i % S == s``, so each
 generator's load is spread over the whole second too.
 
@@ -106,8 +108,10 @@ class Schedule:
         address_root: str,
         agent_class: str,
         change_every: int,
+        period: float = 1.0,
     ) -> None:
         self.block = block
+        self.period = period
         self.indices = list(indices)
         self.offsets = [i / n_total for i in self.indices]
         self.topics = [f"{address_root}.bench-{i}.feeds.heartbeat" for i in self.indices]
@@ -118,7 +122,7 @@ class Schedule:
         self.variants = op_code_variants(n_ops)
         self.change_every = max(change_every, 3) if change_every > 0 else 0
         self.session: Any = None
-        self.cycle = 0  # seconds since go
+        self.cycle = 0  # heartbeat periods since go
         self.pos = 0  # next agent (position in self.indices) due in this cycle
 
     def op_codes(self, j: int) -> dict[str, int]:
@@ -140,7 +144,7 @@ class Schedule:
         sent = skipped = errors = 0
         max_lag = 0.0
         while True:
-            due = go + self.cycle + self.offsets[self.pos]
+            due = go + (self.cycle + self.offsets[self.pos]) * self.period
             if due > now:
                 break
             lag = now - due
@@ -180,6 +184,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ops", type=int, default=4)
     parser.add_argument("--agent-class", default="BenchAgent")
     parser.add_argument("--change-every", type=int, default=300)
+    parser.add_argument("--period", type=float, default=1.0, help="seconds between heartbeats")
     parser.add_argument("--block", type=Path, required=True, help="shared counters file")
     return parser.parse_args(argv)
 
@@ -205,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.address_root,
         args.agent_class,
         args.change_every,
+        args.period,
     )
     component = Component(transports=[transport(args.url, args.serializer)], realm=args.realm)
 

@@ -390,6 +390,7 @@ def start_load(
     serializer: str,
     per_generator: int,
     change_every: int,
+    period: float = 1.0,
 ) -> Load:
     shards = max(1, -(-n_agents // per_generator))
     generators = []
@@ -419,6 +420,8 @@ def start_load(
             str(n_ops),
             "--change-every",
             str(change_every),
+            "--period",
+            str(period),
             "--block",
             str(block_path),
         ]

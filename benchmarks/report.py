@@ -182,9 +182,10 @@ def summary_table(steps: list[dict[str, Any]]) -> str:
             f"{fmt(step.get('others', {}).get('crossbar', {}).get('cpu_cores'), '.2f'):>5}"
         )
     lines.append(
-        "sent% = heartbeats the generators sent / N per second; recv% = received / sent in the "
-        "window (exporter/registry/bare); xbar = crossbar CPU cores; us/hb = CPU microseconds "
-        "per heartbeat received; detect ! = not valid (agents still heartbeating were down "
+        "sent% = heartbeats the generators sent / those due (N / period a second); recv% = "
+        "received / sent in the window (exporter/registry/bare); xbar = crossbar CPU cores; "
+        "us/hb = CPU microseconds per heartbeat received; detect ! = not valid (agents still "
+        "heartbeating were down "
         "too, or the exporter was disconnected), ^ = includes a delivery backlog"
     )
     return "\n".join(lines)

@@ -104,8 +104,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--change-every",
         type=int,
         default=300,
-        help="seconds between two runs of an agent's task1, which changes its op codes "
-        "on 2 heartbeats (0: op codes never change)",
+        help="heartbeat periods between two runs of an agent's task1, which changes its op "
+        "codes on 2 heartbeats (0: op codes never change)",
+    )
+    parser.add_argument(
+        "--period",
+        type=float,
+        default=1.0,
+        help="seconds between an agent's heartbeats (OCS agents: 1); with a longer one, N "
+        "agents cost the router N / period publishes a second (raise --agent-timeout too)",
     )
     parser.add_argument("--workdir", type=Path, help="logs and counters (default: a temp dir)")
     parser.add_argument(
@@ -118,8 +125,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.agents = agent_counts(args.agents)
     if isinstance(args.subjects, str):
         args.subjects = subject_names(args.subjects)
-    if args.ops < 1 or args.duration <= 0 or args.agents_per_generator < 1:
-        parser.error("--ops, --duration and --agents-per-generator must be positive")
+    if args.ops < 1 or args.duration <= 0 or args.agents_per_generator < 1 or args.period <= 0:
+        parser.error("--ops, --duration, --agents-per-generator and --period must be positive")
+    if args.agent_timeout <= args.period:
+        parser.error("--agent-timeout must be longer than --period")
     if not Path(args.crossbar).exists():
         parser.error(f"--crossbar {args.crossbar}: not found (`make test` installs it)")
     return args
@@ -145,6 +154,7 @@ def describe_run(args: argparse.Namespace) -> dict[str, Any]:
             "scrapes": args.scrapes,
             "burst": args.burst,
             "change_every": args.change_every,
+            "period_s": args.period,
             "crossbar": args.crossbar,
             "exporter_python": args.exporter_python,
             "workdir": str(args.workdir),

@@ -170,6 +170,7 @@ class Step:
             args.serializer,
             args.agents_per_generator,
             args.change_every,
+            args.period,
         )
         testbed.wait_for(self.load.ready, 60, "the load generators to join")
         go = time.time() + 0.5
@@ -220,13 +221,13 @@ class Step:
         for name in self.subscribers:
             received[name] = s1["received"][name] - s0["received"][name]
         sent = s1["sent"] - s0["sent"]
-        expected = self.n * window
+        expected = self.n / self.args.period * window
         self.result["window_s"] = round(window, 3)
         self.result["cpu_tick_s"] = 1 / procstat.TICKS
         self.result["load"] = {
             "generators": len(load.generators),
             "pids": [g.pid for g in load.generators],
-            "expected_per_s": self.n,
+            "expected_per_s": self.n / self.args.period,
             "sent_in_window": sent,
             "sent_per_s": sent / window,
             "sent_fraction_of_expected": sent / expected if expected else None,

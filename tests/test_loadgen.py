@@ -1,0 +1,52 @@
+"""The load generator's schedule: which simulated agents are due when (a unit test)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import loadgen, shm
+
+
+class RecordingSession:
+    def __init__(self) -> None:
+        self.topics: list[str] = []
+
+    def publish(self, topic: str, payload: list) -> None:
+        self.topics.append(topic)
+
+
+def schedule_at(tmp_path, monkeypatch, period: float, n: int = 10):
+    block = shm.SharedBlock.generator(tmp_path / "gen.counts", n)
+    schedule = loadgen.Schedule(block, range(n), n, 2, "observatory", "BenchAgent", 0, period)
+    schedule.session = RecordingSession()
+    block.floats[shm.GO_TIME] = 1000.0
+    now = [1000.0]
+    monkeypatch.setattr(loadgen.time, "time", lambda: now[0])
+
+    def published_by(t: float) -> list[str]:
+        while now[0] < 1000.0 + t:  # ticks every 10 ms, as the generator's LoopingCall
+            now[0] = min(now[0] + 0.01, 1000.0 + t)
+            schedule.tick()
+        return list(schedule.session.topics)
+
+    return published_by, block
+
+
+@pytest.mark.parametrize("period", [1.0, 5.0])
+def test_agents_are_spread_evenly_over_each_period(tmp_path, monkeypatch, period):
+    published_by, block = schedule_at(tmp_path, monkeypatch, period)
+    # Agent i is due at go + (i / 10 + k) * period.
+    assert len(published_by(0.45 * period)) == 5  # agents 0..4 of the first period
+    topics = published_by(1.0 * period)
+    assert len(topics) == 11  # every agent once, and agent 0 again
+    assert topics[-1] == topics[0] == "observatory.bench-0.feeds.heartbeat"
+    assert len(published_by(1.95 * period)) == 20
+    assert block.ints[shm.SENT] == 20 and block.ints[shm.SKIPPED] == 0
+
+
+def test_a_heartbeat_due_long_ago_is_dropped_and_counted(tmp_path, monkeypatch):
+    published_by, block = schedule_at(tmp_path, monkeypatch, 5.0)
+    block.floats[shm.GO_TIME] = 1000.0 - 3.0  # agents 0, 1, 2 fell due 3, 2.5, 2.01 s ago
+    topics = published_by(0.01)
+    assert topics[0] == "observatory.bench-3.feeds.heartbeat"  # 1.51 s late: still sent
+    assert block.ints[shm.SKIPPED] == 3 and block.ints[shm.SENT] == len(topics) == 4  # 3..6
