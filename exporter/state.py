@@ -369,7 +369,7 @@ class AgentState:
             self._op_type_queries["ok"] += 1
             agent = self._agents.get(address)
             if agent is not None and agent.session_id == session_id:
-                agent.op_types = dict(types)
+                agent.op_types = {intern(op): intern(kind) for op, kind in types.items()}
                 agent.version = self._new_version()
 
     def op_types_failed(self) -> None:
