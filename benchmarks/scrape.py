@@ -18,6 +18,7 @@ PROMETHEUS_HEADERS = {"Accept-Encoding": "gzip", "User-Agent": "ocs-exporter-ben
 _UP = re.compile(r'^ocs_agent_up\{[^}]*instance_id="([^"]*)"[^}]*\} (\S+)$', re.MULTILINE)
 _HEARTBEATS = re.compile(r"^ocs_exporter_heartbeats_total (\S+)$", re.MULTILINE)
 _CONNECTED = re.compile(r"^ocs_exporter_crossbar_connected (\S+)$", re.MULTILINE)
+_QUERIES = re.compile(r"^ocs_exporter_op_type_queries_total\{[^}]*\} (\S+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class Scrape:
     def heartbeats_total(self) -> float | None:
         match = _HEARTBEATS.search(self.text)
         return float(match.group(1)) if match else None
+
+    def op_type_queries(self) -> float:
+        """get_api calls answered or failed, for every agent heard so far."""
+        return sum(float(value) for value in _QUERIES.findall(self.text))
 
     def connected(self) -> bool:
         match = _CONNECTED.search(self.text)
