@@ -28,8 +28,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from twisted.internet.error import CannotListenError  # noqa: PLC0415
 
     from exporter.logs import setup_logging  # noqa: PLC0415
+    from exporter.malloc import fix_thresholds  # noqa: PLC0415
     from exporter.service import ExporterService  # noqa: PLC0415
 
+    fix_thresholds()
     setup_logging(settings.log_level, settings.log_format)
     try:
         exporter = ExporterService(settings, reactor)
