@@ -87,6 +87,22 @@ class WebService(service.Service):
         return None
 
 
+class ThreadPoolService(service.Service):
+    """Starts and stops a thread pool with the service tree."""
+
+    def __init__(self, pool: ThreadPool) -> None:
+        self.pool = pool
+
+    def startService(self) -> None:
+        self.pool.start()
+        super().startService()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self.pool.started:
+            self.pool.stop()
+
+
 class ExporterService(service.MultiService):
     """Everything the exporter runs; ``state``, ``listener`` and ``registry`` for inspection."""
 
@@ -119,13 +135,20 @@ class ExporterService(service.MultiService):
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self.registry.register(ExporterCollector(self.state, self.ready))
-        # The agent series are rendered by AgentExposition, which caches per agent.
-        metrics = MetricsPage(self.registry, AgentExposition(self.state, settings.op_state))
+        # The agent series are rendered by AgentExposition, which caches blocks of agents,
+        # on one thread of their own.
+        render_pool = ThreadPool(0, 1, name="metrics")
+        metrics = MetricsPage(
+            self.registry,
+            AgentExposition(self.state, settings.op_state),
+            partial(threads.deferToThreadPool, reactor, render_pool),
+        )
         site = make_site(metrics, self.state, self.ready, settings.telemetry_path)
         self.web = WebService(
             site, settings.listen_host, settings.listen_port, reactor, settings.web_config_file
         )
         # Web first: a port in use stops the start before anything connects.
+        ThreadPoolService(render_pool).setServiceParent(self)
         self.web.setServiceParent(self)
         self.listener.setServiceParent(self)
         self.registry_compat: RegistryCompat | None = None
