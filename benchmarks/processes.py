@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -115,8 +114,7 @@ class BenchRouter(testbed.Router):
     port for the load generators only; the subjects keep the WebSocket path."""
 
     def __init__(self, crossbar: str, workdir: Path, rawsocket: bool = False) -> None:
-        super().__init__(crossbar, workdir)
-        self.rawsocket_port = testbed.free_port() if rawsocket else None
+        super().__init__(crossbar, workdir, rawsocket=rawsocket)
 
     @property
     def load_url(self) -> str:
@@ -124,29 +122,6 @@ class BenchRouter(testbed.Router):
         if self.rawsocket_port is None:
             return self.url
         return f"rs://127.0.0.1:{self.rawsocket_port}"
-
-    def start(self, timeout: float = 60.0) -> None:
-        self.cbdir.mkdir(parents=True, exist_ok=True)
-        config = testbed.crossbar_config(self.port, rawsocket_port=self.rawsocket_port)
-        (self.cbdir / "config.json").write_text(json.dumps(config, indent=2))
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [self.crossbar, "start", "--cbdir", str(self.cbdir), "--loglevel", "warn"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-        def up(port: int) -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"crossbar exited with {self.proc.returncode}; see {self.log_path}"
-                )
-            return testbed.port_open(port)
-
-        for port in filter(None, [self.port, self.rawsocket_port]):
-            testbed.wait_for(lambda port=port: up(port), timeout, f"crossbar on port {port}")
 
 
 class Child:

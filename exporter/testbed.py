@@ -273,7 +273,8 @@ def fake_agent_entry(instance_id: str, *arguments: str) -> dict:
 
 
 class Router:
-    """A crossbar router in its own directory, on a free loopback port."""
+    """A crossbar router in its own directory, on a free loopback port; with
+    ``rawsocket``, an anonymous RawSocket listener too, on another free port."""
 
     def __init__(
         self,
@@ -281,9 +282,11 @@ class Router:
         workdir: Path,
         port: int | None = None,
         secured: Secured | None = None,
+        rawsocket: bool = False,
     ) -> None:
         self.crossbar = crossbar
         self.secured = secured
+        self.rawsocket_port = free_port() if rawsocket else None
         self.cbdir = Path(workdir) / ".crossbar"
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
@@ -299,7 +302,9 @@ class Router:
 
     def start(self, timeout: float = 60.0) -> None:
         self.cbdir.mkdir(parents=True, exist_ok=True)
-        config = crossbar_config(self.port, secured=self.secured)
+        config = crossbar_config(
+            self.port, secured=self.secured, rawsocket_port=self.rawsocket_port
+        )
         (self.cbdir / "config.json").write_text(json.dumps(config, indent=2))
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
@@ -321,6 +326,8 @@ class Router:
         wait_for(up, timeout, f"crossbar on port {self.port}")
         if self.secured is not None:
             wait_for(lambda: port_open(self.secured.port), timeout, "crossbar's secured port")
+        if self.rawsocket_port is not None:
+            wait_for(lambda: port_open(self.rawsocket_port), timeout, "crossbar's RawSocket port")
 
     def stop(self) -> None:
         if self.proc is not None:
