@@ -113,9 +113,6 @@ class BenchRouter(testbed.Router):
     """The testbed's router, plus (``rawsocket=True``) a RawSocket listener on a second
     port for the load generators only; the subjects keep the WebSocket path."""
 
-    def __init__(self, crossbar: str, workdir: Path, rawsocket: bool = False) -> None:
-        super().__init__(crossbar, workdir, rawsocket=rawsocket)
-
     @property
     def load_url(self) -> str:
         """Where the load generators connect."""

@@ -52,7 +52,7 @@ class WebService(service.Service):
         self.reactor = reactor
         self.listening: IListeningPort | None = None
         self.web_config: WebConfig | None = None
-        self.bcrypt_pool: ThreadPool | None = None
+        self.bcrypt_pool: ThreadPool | None = None  # started and stopped by ExporterService
         if web_config_file is not None:
             self.web_config = load_web_config(web_config_file)
         if self.web_config is not None and self.web_config.users:
@@ -74,14 +74,10 @@ class WebService(service.Service):
             log.info("%s", self.web_config.describe())
             if self.web_config.users and context is None:
                 log.warning("basic auth without TLS: passwords cross the network in clear")
-        if self.bcrypt_pool is not None:
-            self.bcrypt_pool.start()
         super().startService()
 
     def stopService(self):  # noqa: ANN201 - a Deferred, as Twisted wants
         super().stopService()
-        if self.bcrypt_pool is not None and self.bcrypt_pool.started:
-            self.bcrypt_pool.stop()
         if self.listening is not None:
             return self.listening.stopListening()
         return None
@@ -147,8 +143,11 @@ class ExporterService(service.MultiService):
         self.web = WebService(
             site, settings.listen_host, settings.listen_port, reactor, settings.web_config_file
         )
-        # Web first: a port in use stops the start before anything connects.
+        # The thread pools (no thread until there is work), then web: a port in use stops
+        # the start before anything connects. Stopped in the reverse order.
         ThreadPoolService(render_pool).setServiceParent(self)
+        if self.web.bcrypt_pool is not None:
+            ThreadPoolService(self.web.bcrypt_pool).setServiceParent(self)
         self.web.setServiceParent(self)
         self.listener.setServiceParent(self)
         self.registry_compat: RegistryCompat | None = None
