@@ -70,6 +70,10 @@ def test_one_step_without_errors(run):
     assert step["errors"] == []
     assert step["agents"] == 20
     assert step["operations_tracked"] == 80
+    assert results["config"]["period_s"] == 1.0 and step["load"]["expected_per_s"] == 20
+    # Every agent's get_api was answered before the CPU window, which is then free of it.
+    assert step["op_types_settled_after_s"] >= 0
+    assert not [w for w in step["warnings"] if "operation types" in w]
     assert "N = 20 agents" in stdout
     assert "exporter / bare" in stdout
 
