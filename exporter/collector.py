@@ -123,8 +123,9 @@ class AgentCollector(Collector):
             add("ocs_agent_info", 1.0, agent.host, expected_label(agent.expected))
             add("ocs_agent_up", 1.0 if agent.up else 0.0)
             if agent.heard:
-                add("ocs_agent_last_heartbeat_timestamp_seconds", agent.last_heartbeat)
-                add("ocs_agent_heartbeat_gap_seconds", agent.heartbeat_gap)
+                # Microseconds, as the fast renderer formats them (see exposition.py).
+                add("ocs_agent_last_heartbeat_timestamp_seconds", round(agent.last_heartbeat, 6))
+                add("ocs_agent_heartbeat_gap_seconds", round(agent.heartbeat_gap, 6))
                 add("ocs_agent_restarts", agent.restarts)
             if agent.start_time is not None:
                 add("ocs_agent_start_timestamp_seconds", agent.start_time)
