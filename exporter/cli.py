@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from twisted.internet.error import CannotListenError  # noqa: PLC0415
 
     from exporter.logs import setup_logging  # noqa: PLC0415
-    from exporter.malloc import fix_thresholds  # noqa: PLC0415
+    from exporter.memory import fix_thresholds, freeze_startup_objects  # noqa: PLC0415
     from exporter.service import ExporterService  # noqa: PLC0415
 
     fix_thresholds()
@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(f"--web.listen-address {address}: cannot listen: {reason}")
     except OSError as exc:
         fail(f"--web.listen-address {address}: cannot listen: {exc.strerror or exc}")
+    freeze_startup_objects()
     reactor.addSystemEventTrigger("before", "shutdown", exporter.stopService)
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(exporter.reload_site_config))
     log.info(

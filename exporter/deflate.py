@@ -13,8 +13,8 @@ size. The result is a single standard gzip member (RFC 1952), not concatenated m
 
 from __future__ import annotations
 
+import functools
 import struct
-import threading
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,43 +43,48 @@ POLYNOMIAL = 0xEDB88320  # CRC-32's, bit-reversed as zlib keeps it: x^0 is the t
 ONE = 1 << 31  # the polynomial 1
 
 
+def _times_x(b: int) -> int:
+    return (b >> 1) ^ POLYNOMIAL if b & 1 else b >> 1
+
+
+def _times_x4(low: int) -> int:
+    for _ in range(4):
+        low = _times_x(low)
+    return low
+
+
+_OVERFLOW = [_times_x4(low) for low in range(16)]  # x^4 times the four highest powers
+
+
 def multiply(a: int, b: int) -> int:
-    """``a * b`` modulo the CRC-32 polynomial, both bit-reversed (zlib's ``multmodp``)."""
-    product, bit = 0, ONE
-    while a:
-        if a & bit:
-            product ^= b
-            a ^= bit
-        bit >>= 1
-        b = (b >> 1) ^ POLYNOMIAL if b & 1 else b >> 1
+    """``a * b`` modulo the CRC-32 polynomial, both bit-reversed (zlib's ``multmodp``),
+    four bits of ``a`` at a time."""
+    b1 = _times_x(b)
+    b2 = _times_x(b1)
+    b3 = _times_x(b2)
+    low = (0, b3, b2, b2 ^ b3, b1, b1 ^ b3, b1 ^ b2, b1 ^ b2 ^ b3)
+    times = (*low, *[b ^ v for v in low])  # b times each polynomial of degree < 4
+    product = 0
+    for nibble in (0, 4, 8, 12, 16, 20, 24, 28):  # from x^28..x^31 down to x^0..x^3
+        product = (product >> 4) ^ _OVERFLOW[product & 15] ^ times[(a >> nibble) & 15]
     return product
 
 
-class _Zeros:
-    """A shared, growing run of zero bytes to compute CRCs over."""
-
-    def __init__(self) -> None:
-        self._view = memoryview(bytes(1 << 16))
-        self._lock = threading.Lock()
-
-    def __call__(self, size: int) -> memoryview:
-        view = self._view
-        if size > len(view):
-            with self._lock:
-                if size > len(self._view):
-                    self._view = memoryview(bytes(max(size, 2 * len(self._view))))
-                view = self._view
-        return view[:size]
+_POWERS = [ONE >> 1]  # x^(2^k) for k = 0, 1, ...
+for _ in range(66):
+    _POWERS.append(multiply(_POWERS[-1], _POWERS[-1]))
 
 
-zeros = _Zeros()
-
-
+@functools.lru_cache(maxsize=4096)  # a piece made again often keeps its size
 def shift(size: int) -> int:
-    """x^(8 * size) modulo the polynomial: the linear part of appending ``size`` zero bytes,
-    read off zlib's (C) CRC of that many zeros from two start values."""
-    run = zeros(size)
-    return zlib.crc32(run, ONE) ^ zlib.crc32(run)
+    """x^(8 * size) modulo the polynomial: the linear part of appending ``size`` bytes."""
+    power, exponent, k = ONE, 8 * size, 0
+    while exponent:
+        if exponent & 1:
+            power = multiply(_POWERS[k], power)
+        exponent >>= 1
+        k += 1
+    return power
 
 
 def deflate(text: bytes, level: int = LEVEL) -> bytes:
@@ -94,13 +99,12 @@ def compress(text: bytes, level: int = LEVEL) -> Piece:
 
 def concat(pieces: Iterable[Piece]) -> Piece:
     """One piece of the text of ``pieces`` in order, without compressing anything again."""
-    datas, crc, size, total = [], 0, 0, ONE
+    datas, crc, size = [], 0, 0
     for piece in pieces:
         datas.append(piece.data)
         crc = multiply(piece.shift, crc) ^ piece.crc
         size += piece.size
-        total = multiply(piece.shift, total)
-    return Piece(b"".join(datas), size, crc, total)
+    return Piece(b"".join(datas), size, crc, shift(size))
 
 
 def gzip_member(parts: Iterable[Piece | bytes], level: int = LEVEL) -> bytes:

@@ -13,9 +13,14 @@ own and the process metrics still come from prometheus_client.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
-from collections.abc import Callable
+import zlib
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_LATEST
@@ -34,6 +39,7 @@ EOF = b"# EOF\n"
 TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"  # the classic text format
 OPENMETRICS_TYPE = OPENMETRICS_LATEST.encode()
 BLOCK_SIZE = 32  # agents per block: small enough to redo, large enough to compress well
+SPLICE_MAX = 4  # agents of a block changed at most for splicing their lines in
 
 
 def _escape(value: str) -> str:
@@ -156,43 +162,137 @@ def agent_lines(agent: Agent, labels: str, up: bool, op_state: bool) -> dict[int
     return lines
 
 
-class _Block:
-    """Up to BLOCK_SIZE agents: per family index their lines compressed, and the format
-    strings of the lines made at every scrape (one value per heard agent). ``key`` says
-    which versions of its agents, up or down, they are for."""
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A scrape makes a tuple per agent that lives until it ends: cyclic collections during
+    it would move them all to older generations, and soon make a full collection (tens of
+    ms at 10,000 agents) run inside a scrape. Paused, they die young; collections that
+    other threads' allocations call for meanwhile run after it."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
-    __slots__ = ("gap_format", "heard", "key", "last_format", "pieces", "size")
+
+def _inflate(piece: Piece | None) -> bytes:
+    return zlib.decompressobj(-zlib.MAX_WBITS).decompress(piece.data) if piece else b""
+
+
+class _Block:
+    """Up to BLOCK_SIZE agents: per family index their lines compressed, where each agent's
+    lines end in that text and a hash of them, and the format strings of the lines made at
+    every scrape (one value per heard agent). ``key`` says which versions of its agents, up
+    or down, all this is for."""
+
+    __slots__ = (
+        "addresses",
+        "ends",
+        "gap_format",
+        "hashes",
+        "heard",
+        "key",
+        "labels",
+        "last_format",
+        "pieces",
+        "size",
+    )
 
     def __init__(self) -> None:
-        self.key: tuple[int, ...] | None = None
+        self.key: tuple[int, ...] = ()
+        self.addresses: list[str] = []
+        self.labels: list[bytes | None] = []  # per agent; None: never heard
         self.pieces: dict[int, Piece] = {}
+        self.ends: dict[int, array[int]] = {}  # per family, where each agent's lines end
+        self.hashes: dict[int, array[int]] = {}  # per family, hash() of each agent's lines
         self.last_format = self.gap_format = b""
         self.heard = False  # any agent with a heartbeat time
         self.size = 0  # agents assigned to it
 
-    def make(self, rows: list[Row], key: tuple[int, ...], op_state: bool) -> set[int]:
-        """Renders the block again; returns the family indices whose text changed."""
-        texts: dict[int, list[str]] = {}
-        last, gap = [], []
-        for agent, _, up, heard_at, _ in rows:
+    def update(self, rows: list[Row], key: tuple[int, ...], op_state: bool) -> set[int]:
+        """Brings the block to ``key``; returns the family indices whose text changed. A few
+        agents changed: their lines are spliced into the texts that changed; else (agents
+        came or went, or many changed) the block is rendered again."""
+        old = self.key
+        if len(key) == len(old) and [row[0].address for row in rows] == self.addresses:
+            moved = [i for i in range(len(key)) if key[i] != old[i]]
+            if len(moved) <= SPLICE_MAX:
+                return self._splice(rows, moved, key, op_state)
+        return self._make(rows, key, op_state)
+
+    def _make(self, rows: list[Row], key: tuple[int, ...], op_state: bool) -> set[int]:
+        n = len(rows)
+        texts: dict[int, list[bytes]] = {}
+        ends: dict[int, array[int]] = {}
+        hashes: dict[int, array[int]] = {}
+        self.labels = []
+        for position, (agent, _, up, heard_at, _) in enumerate(rows):
             text = agent_labels(agent)
-            if heard_at is not None:
-                labels = text.encode().replace(b"%", b"%%")
-                last.append(LAST_LINE % labels)
-                gap.append(GAP_LINE % labels)
+            self.labels.append(text.encode() if heard_at is not None else None)
             for index, lines in agent_lines(agent, text, up, op_state).items():
-                texts.setdefault(index, []).append(lines)
-        pieces = {
-            index: deflate.compress("".join(parts).encode()) for index, parts in texts.items()
-        }
-        old = self.pieces
-        changed = {i for i in old.keys() | pieces.keys() if i not in old or i not in pieces}
-        changed.update(i for i in old.keys() & pieces.keys() if old[i].data != pieces[i].data)
-        self.pieces = pieces
-        self.last_format, self.gap_format = b"".join(last), b"".join(gap)
-        self.heard = bool(last)
-        self.key = key
+                if index not in texts:
+                    texts[index], ends[index] = [], array("L", [0]) * n
+                    hashes[index] = array("q", [0]) * n
+                data = lines.encode()
+                texts[index].append(data)
+                ends[index][position] = len(data)
+                hashes[index][position] = hash(data)
+        for index, sizes in ends.items():
+            ends[index] = array("L", accumulate(sizes))
+        pieces = {index: deflate.compress(b"".join(parts)) for index, parts in texts.items()}
+        before = self.pieces
+        changed = {i for i in before.keys() | pieces.keys() if i not in before or i not in pieces}
+        changed.update(i for i in before.keys() & pieces.keys() if before[i].data != pieces[i].data)
+        self.pieces, self.ends, self.hashes = pieces, ends, hashes
+        self.addresses = [row[0].address for row in rows]
+        self._formats(key)
         return changed
+
+    def _splice(
+        self, rows: list[Row], moved: list[int], key: tuple[int, ...], op_state: bool
+    ) -> set[int]:
+        n = len(rows)
+        edits: dict[int, list[tuple[int, bytes]]] = {}  # family -> (position, new lines)
+        for position in moved:
+            agent, _, up, heard_at, _ = rows[position]
+            text = agent_labels(agent)
+            self.labels[position] = text.encode() if heard_at is not None else None
+            lines = agent_lines(agent, text, up, op_state)
+            for index in lines.keys() | self.hashes.keys():
+                data = lines[index].encode() if index in lines else b""
+                hashes = self.hashes.get(index)
+                if hash(data) != (hashes[position] if hashes else 0):
+                    edits.setdefault(index, []).append((position, data))
+        for index, changes in edits.items():
+            text = _inflate(self.pieces.get(index))
+            ends = self.ends.get(index) or array("L", [0]) * n
+            hashes = self.hashes.get(index) or array("q", [0]) * n
+            sizes = [end - start for start, end in zip([0, *ends], ends, strict=False)]
+            out, done = [], 0
+            for position, data in changes:  # in position order
+                start = ends[position - 1] if position else 0
+                out += (text[done:start], data)
+                done = ends[position]
+                sizes[position] = len(data)
+                hashes[position] = hash(data)
+            out.append(text[done:])
+            text = b"".join(out)
+            if text:
+                self.pieces[index] = deflate.compress(text)
+                self.ends[index], self.hashes[index] = array("L", accumulate(sizes)), hashes
+            else:
+                del self.pieces[index], self.ends[index], self.hashes[index]
+        self._formats(key)
+        return set(edits)
+
+    def _formats(self, key: tuple[int, ...]) -> None:
+        heard = [labels.replace(b"%", b"%%") for labels in self.labels if labels is not None]
+        self.last_format = b"".join([LAST_LINE % labels for labels in heard])
+        self.gap_format = b"".join([GAP_LINE % labels for labels in heard])
+        self.heard = bool(heard)
+        self.key = key
 
 
 class AgentExposition:
@@ -213,15 +313,19 @@ class AgentExposition:
     def parts(self, openmetrics: bool = False) -> list[Piece | bytes]:
         """The agent families as pieces (unchanged since some earlier scrape) and bytes
         (made now), in exposition order."""
-        rows = self.state.rows()
+        with _collector_paused():
+            return self._parts(openmetrics)  # its rows are gone when the collector resumes
+
+    def _parts(self, openmetrics: bool) -> list[Piece | bytes]:
         with self._lock:
+            rows = self.state.rows()
             buckets = self._sort(rows)
             last: list[bytes] = []
             gap: list[bytes] = []
             for block, bucket in zip(self._blocks, buckets, strict=True):
                 key = tuple([row[1] * 2 + row[2] for row in bucket])
                 if key != block.key:
-                    self._dirty |= block.make(bucket, key, self.op_state)
+                    self._dirty |= block.update(bucket, key, self.op_state)
                 if block.heard:
                     heard = [row for row in bucket if row[3] is not None]
                     last.append(block.last_format % tuple([row[3] for row in heard]))

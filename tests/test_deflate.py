@@ -37,10 +37,35 @@ def test_pieces_and_bytes_make_one_valid_member(chosen):
     assert deflate.text_of(items) == expected
 
 
-def test_crc_spans_pieces_larger_than_the_shared_zeros():
-    big = bytes(range(256)) * 1000  # 256 kB, more than the initial run of zeros
-    items = [b"head\n", deflate.compress(big), deflate.compress(b"x" * 70_000), b"tail\n"]
-    assert one_member(deflate.gzip_member(items)) == b"head\n" + big + b"x" * 70_000 + b"tail\n"
+@given(st.binary(max_size=2000), st.binary(max_size=2000))
+def test_shift_and_multiply_combine_crcs_as_zlib_computes_them(a, b):
+    assert deflate.multiply(deflate.shift(len(b)), zlib.crc32(a)) ^ zlib.crc32(b) == zlib.crc32(
+        a + b
+    )
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+def test_multiply_is_a_commutative_product_that_one_leaves_alone(a, b, c):
+    multiply = deflate.multiply
+    assert multiply(a, b) == multiply(b, a)
+    assert multiply(a, deflate.ONE) == a
+    assert multiply(a, b ^ c) == multiply(a, b) ^ multiply(a, c)
+    assert multiply(multiply(a, b), c) == multiply(a, multiply(b, c))
+
+
+def test_large_pieces_and_their_concatenation():
+    big = bytes(range(256)) * 1000  # 256 kB
+    pieces = [deflate.compress(big), deflate.compress(b"x" * 70_000), deflate.compress(b"")]
+    joined = deflate.concat(pieces)
+    text = big + b"x" * 70_000
+    assert (joined.size, joined.crc, joined.shift) == (
+        len(text),
+        zlib.crc32(text),
+        deflate.shift(len(text)),
+    )
+    items = [b"head\n", *pieces, b"tail\n"]
+    assert one_member(deflate.gzip_member(items)) == b"head\n" + text + b"tail\n"
+    assert one_member(deflate.gzip_member([b"head\n", joined])) == b"head\n" + text
 
 
 def test_a_piece_is_reused_unchanged_by_later_members():

@@ -1,4 +1,6 @@
-"""Fixed allocator thresholds, so that the memory of a large scrape goes back to the system.
+"""Memory settings made at startup: fixed allocator thresholds, so that the memory of a
+large scrape goes back to the system, and the startup objects frozen out of the cyclic
+garbage collector.
 
 glibc's malloc serves blocks of at least its mmap threshold with mmap and returns them on
 free, but it raises that threshold to the size of the largest such block freed (up to
@@ -11,6 +13,7 @@ turns that adjustment off.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 
 M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
@@ -34,3 +37,13 @@ def fix_thresholds() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+def freeze_startup_objects() -> int:
+    """Move every object the cyclic collector tracks now (the modules, classes and functions
+    of Twisted, autobahn, prometheus_client and the exporter: ~60,000, a 30 ms walk) out of
+    its reach for good: they live as long as the process, and every full collection would
+    walk them again. Call once, after startup. Returns how many were frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
