@@ -3,12 +3,14 @@
 At 10,000 agents x 4 operations (~200,000 series, ~25 MB of text) building metric families
 afresh and compressing them on every scrape costs seconds. Here agents are kept in blocks
 of :data:`BLOCK_SIZE`; each block keeps, per family, its lines compressed
-(:class:`exporter.deflate.Piece`), made again only when one of its agents changed (its
-``version``) or went up or down. A scrape decides liveness, checks each block, formats the
-heartbeat timestamps and gaps (the only values that move every second) and joins the
-pieces into one gzip member; an uncompressed scrape inflates them. The output is the same
-as :class:`exporter.collector.AgentCollector`'s (the tests compare the two); the exporter's
-own and the process metrics still come from prometheus_client.
+(:class:`exporter.deflate.Piece`) and where each agent's lines end. When a few of its agents
+changed (their ``version``) or went up or down, their new lines are spliced into the
+families whose text changed; else the block is made again. A scrape decides liveness,
+checks each block, formats the heartbeat timestamps and gaps (the only values that move
+every second) and joins the pieces into one gzip member; an uncompressed scrape inflates
+them. The output is the same as :class:`exporter.collector.AgentCollector`'s (the tests
+compare the two); the exporter's own and the process metrics still come from
+prometheus_client.
 """
 
 from __future__ import annotations
