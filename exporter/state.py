@@ -94,6 +94,20 @@ class ExpectedAgent:
     expected: bool  # False for ``manage: ignore`` and ``.../down`` entries
 
 
+# (operation, OpCode) keys of Agent.transitions, one of each for all agents: 56 bytes a
+# key otherwise, ~400 bytes an agent.
+_TRANSITIONS: dict[tuple[str, int], tuple[str, int]] = {}
+
+
+def _transition(op: str, code: int) -> tuple[str, int]:
+    key = _TRANSITIONS.get((op, code))
+    if key is None:
+        if len(_TRANSITIONS) >= 100_000:  # names are few in practice; never grow unbounded
+            _TRANSITIONS.clear()
+        key = _TRANSITIONS[op, code] = (op, code)
+    return key
+
+
 GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
 
 
@@ -332,7 +346,8 @@ class AgentState:
         for op, code in op_codes.items():
             if previous.get(op) != code:
                 changed[op] = now_wall
-                transitions[op, code] = transitions.get((op, code), 0) + 1
+                key = _transition(op, code)
+                transitions[key] = transitions.get(key, 0) + 1
         agent.changed = changed
         agent.transitions = transitions
         agent.op_codes = op_codes

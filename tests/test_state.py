@@ -317,3 +317,14 @@ def test_max_agents_makes_room_by_forgetting_first(clock):
     clock.advance(61)
     state.ingest(heartbeat("b"))
     assert set(agents(state)) == {"b"}
+
+
+def test_agents_share_their_transition_keys():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    for i in range(3):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 6}))
+    keys = [list(state._agents[f"observatory.agent-{i}"].transitions) for i in range(3)]
+    assert keys[0] == [("acq", 3), ("acq", 6)]
+    assert all(a is b for other in keys[1:] for a, b in zip(keys[0], other, strict=True))
