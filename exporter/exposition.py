@@ -397,7 +397,9 @@ class MetricsPage(resource.Resource):
     followed by the agent series; text format, or OpenMetrics when the scraper asks for it;
     gzip when accepted. Rendered by ``run`` (``deferToThread``-like), off the reactor
     thread: the service gives it one thread of its own, since scrapes take the agents'
-    lock in turn anyway and one thread keeps their buffers in one malloc arena."""
+    lock in turn anyway and one thread keeps their buffers in one malloc arena. ``after``,
+    if given, runs there too once a response is handed over (the service gives back the
+    memory a scrape freed)."""
 
     isLeaf = True
 
@@ -406,11 +408,13 @@ class MetricsPage(resource.Resource):
         registry: CollectorRegistry,
         agents: AgentExposition,
         run: Callable[..., defer.Deferred] = threads.deferToThread,
+        after: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
         self.agents = agents
         self.run = run
+        self.after = after
 
     def body(self, openmetrics: bool, compress: bool) -> bytes:
         if openmetrics:
@@ -443,5 +447,13 @@ class MetricsPage(resource.Resource):
                 request.write(b"error rendering the metrics\n")
                 request.finish()
 
-        self.run(self.body, openmetrics, compress).addCallbacks(send, failed)
+        rendered = self.run(self.body, openmetrics, compress).addCallbacks(send, failed)
+        if self.after is not None:
+            rendered.addBoth(self._then_after)
         return server.NOT_DONE_YET
+
+    def _then_after(self, result: object) -> object:
+        self.run(self.after).addErrback(
+            lambda failure: log.error("after a scrape: %s", failure.getTraceback())
+        )
+        return result

@@ -1,6 +1,6 @@
-"""Memory settings made at startup: fixed allocator thresholds, so that the memory of a
-large scrape goes back to the system, and the startup objects frozen out of the cyclic
-garbage collector.
+"""Memory settings: fixed allocator thresholds, so that the memory of a large scrape goes
+back to the system, the free pages inside the heap given back after each scrape, and the
+startup objects frozen out of the cyclic garbage collector.
 
 glibc's malloc serves blocks of at least its mmap threshold with mmap and returns them on
 free, but it raises that threshold to the size of the largest such block freed (up to
@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+from collections.abc import Callable
 
 M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -37,6 +38,22 @@ def fix_thresholds() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+def heap_trimmer() -> Callable[[], object] | None:
+    """glibc's ``malloc_trim(0)``, which hands back the free pages anywhere in the heap, not
+    only at its top: a scrape at 10,000 agents leaves several MiB of free chunks between
+    live ones (61 MiB against 66 MiB in a test), and trimming costs ~1 ms. None where the
+    C library is not glibc, or where the environment sets glibc's own thresholds."""
+    if any(name in os.environ for name in ENVIRONMENT):
+        return None
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    return lambda: malloc_trim(0)
 
 
 def freeze_startup_objects() -> int:

@@ -18,6 +18,7 @@ from exporter.collector import ExporterCollector
 from exporter.config import ConfigError, Settings, expected_agents, load_site_file
 from exporter.exposition import AgentExposition, MetricsPage
 from exporter.listener import HeartbeatListener
+from exporter.memory import heap_trimmer
 from exporter.registry_compat import RegistryCompat
 from exporter.state import AgentState
 from exporter.web import make_site
@@ -138,6 +139,7 @@ class ExporterService(service.MultiService):
             self.registry,
             AgentExposition(self.state, settings.op_state),
             partial(threads.deferToThreadPool, reactor, render_pool),
+            after=heap_trimmer(),
         )
         site = make_site(metrics, self.state, self.ready, settings.telemetry_path)
         self.web = WebService(

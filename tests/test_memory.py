@@ -74,3 +74,34 @@ def test_startup_objects_are_frozen_and_later_cycles_still_collected():
     assert int(frozen) == int(count) > 20_000  # Twisted, autobahn, prometheus_client, ours
     assert int(old) < 1_000  # what a full collection still walks
     assert collected == "True"
+
+
+TRIM_CHILD = """
+import sys
+from exporter.memory import heap_trimmer
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+trim = heap_trimmer()
+assert trim is not None
+chunks = [bytes(1000) + bytes([i % 256]) for i in range(60_000)]  # 60 MB in the heap
+kept = chunks[::16]  # every 16th stays: the free ones lie between live ones
+del chunks
+before = rss()
+trim()
+print(before - rss())
+"""
+
+
+def test_the_heap_trimmer_gives_back_free_pages_between_live_chunks():
+    out = subprocess.run(
+        [sys.executable, "-c", TRIM_CHILD], capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout) > 30 << 20  # of ~56 MB freed in the middle of the heap
+
+
+def test_the_heap_trimmer_leaves_it_to_the_environment(monkeypatch):
+    from exporter.memory import heap_trimmer
+
+    assert heap_trimmer() is not None
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
+    assert heap_trimmer() is None
