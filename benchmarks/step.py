@@ -382,7 +382,7 @@ class Step:
         polls = disconnected = 0
         false_down: set[str] = set()
         while len(found) < len(targets) and time.time() < deadline:
-            s = scrape.scrape(ex.metrics_url, timeout=SCRAPE_TIMEOUT)
+            s = scrape.scrape(ex.metrics_url, timeout=SCRAPE_TIMEOUT, until=scrape.AFTER_UP)
             polls += 1
             disconnected += not s.connected()
             self.connected_samples.append(s.connected())
