@@ -15,9 +15,10 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.collector import AgentCollector, ExporterCollector
-from exporter.exposition import AgentExposition, MetricsPage
+from exporter.exposition import AgentExposition
 from exporter.state import AgentState
 from exporter.testbed import ocs_heartbeat
+from exporter.web import MetricsPage
 
 
 def heartbeat(i: int, ops: int, code: int = 1) -> list:

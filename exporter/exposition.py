@@ -16,30 +16,18 @@ prometheus_client.
 from __future__ import annotations
 
 import gc
-import logging
 import threading
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import accumulate
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_LATEST
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from twisted.internet import defer, threads
-from twisted.python.failure import Failure
-from twisted.web import resource, server
 
 from exporter import deflate
 from exporter.collector import AGENT_FAMILIES, OP_STATE_FAMILY, expected_label
 from exporter.deflate import Piece
 from exporter.state import EXPIRED, OPCODES, Agent, AgentState, Row
 
-log = logging.getLogger("exporter.web")
-EOF = b"# EOF\n"
-TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"  # the classic text format
-OPENMETRICS_TYPE = OPENMETRICS_LATEST.encode()
 BLOCK_SIZE = 32  # agents per block: small enough to redo, large enough to compress well
 SPLICE_MAX = 4  # agents of a block changed at most for splicing their lines in
 
@@ -390,70 +378,3 @@ class AgentExposition:
             self._blocks[index].size -= 1
             if index not in self._open:
                 self._open.insert(0, index)
-
-
-class MetricsPage(resource.Resource):
-    """The telemetry path: the exporter's own metrics from ``registry`` (prometheus_client)
-    followed by the agent series; text format, or OpenMetrics when the scraper asks for it;
-    gzip when accepted. Rendered by ``run`` (``deferToThread``-like), off the reactor
-    thread: the service gives it one thread of its own, since scrapes take the agents'
-    lock in turn anyway and one thread keeps their buffers in one malloc arena. ``after``,
-    if given, runs there too once a response is handed over (the service gives back the
-    memory a scrape freed)."""
-
-    isLeaf = True
-
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        agents: AgentExposition,
-        run: Callable[..., defer.Deferred] = threads.deferToThread,
-        after: Callable[[], object] | None = None,
-    ) -> None:
-        super().__init__()
-        self.registry = registry
-        self.agents = agents
-        self.run = run
-        self.after = after
-
-    def body(self, openmetrics: bool, compress: bool) -> bytes:
-        if openmetrics:
-            own = generate_openmetrics(self.registry)
-            parts = [own[: -len(EOF)], *self.agents.parts(openmetrics=True), EOF]
-        else:
-            parts = [generate_latest(self.registry), *self.agents.parts()]
-        return deflate.gzip_member(parts) if compress else deflate.text_of(parts)
-
-    def render_GET(self, request: server.Request) -> object:
-        accept = (request.getHeader("accept") or "").lower()
-        openmetrics = "application/openmetrics-text" in accept
-        compress = "gzip" in (request.getHeader("accept-encoding") or "").lower()
-        gone = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-
-        def send(body: bytes) -> None:
-            if gone:
-                return
-            request.setHeader(b"Content-Type", OPENMETRICS_TYPE if openmetrics else TEXT_TYPE)
-            if compress:
-                request.setHeader(b"Content-Encoding", b"gzip")
-            request.write(body)
-            request.finish()
-
-        def failed(failure: Failure) -> None:
-            log.error("rendering the metrics failed: %s", failure.getTraceback())
-            if not gone:
-                request.setResponseCode(500)
-                request.write(b"error rendering the metrics\n")
-                request.finish()
-
-        rendered = self.run(self.body, openmetrics, compress).addCallbacks(send, failed)
-        if self.after is not None:
-            rendered.addBoth(self._then_after)
-        return server.NOT_DONE_YET
-
-    def _then_after(self, result: object) -> object:
-        self.run(self.after).addErrback(
-            lambda failure: log.error("after a scrape: %s", failure.getTraceback())
-        )
-        return result

@@ -16,12 +16,12 @@ from twisted.web import server
 from exporter.basicauth import BasicAuth, BasicAuthResource, find_resource
 from exporter.collector import ExporterCollector
 from exporter.config import ConfigError, Settings, expected_agents, load_site_file
-from exporter.exposition import AgentExposition, MetricsPage
+from exporter.exposition import AgentExposition
 from exporter.listener import HeartbeatListener
 from exporter.memory import heap_trimmer
 from exporter.registry_compat import RegistryCompat
 from exporter.state import AgentState
-from exporter.web import make_site
+from exporter.web import MetricsPage, make_site
 from exporter.webconfig import ServerContextFactory, WebConfig, load_web_config
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,9 @@ from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 
 from exporter.collector import AgentCollector, ExporterCollector
-from exporter.exposition import BLOCK_SIZE, INDEX, SPLICE_MAX, AgentExposition, MetricsPage
+from exporter.exposition import BLOCK_SIZE, INDEX, SPLICE_MAX, AgentExposition
 from exporter.state import AgentState, ExpectedAgent
+from exporter.web import MetricsPage
 from tests.fakes import FakeClock, heartbeat
 from tests.test_deflate import one_member
 
