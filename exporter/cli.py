@@ -24,14 +24,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         fail(str(exc))
 
+    from exporter import memory  # noqa: PLC0415
+
+    if settings.wamp_tls is None and settings.web_config_file is None:
+        memory.leave_out_tls()
     from twisted.internet import reactor  # noqa: PLC0415 - not before the config is known
     from twisted.internet.error import CannotListenError  # noqa: PLC0415
 
     from exporter.logs import setup_logging  # noqa: PLC0415
-    from exporter.memory import fix_thresholds, freeze_startup_objects  # noqa: PLC0415
     from exporter.service import ExporterService  # noqa: PLC0415
 
-    fix_thresholds()
+    memory.fix_thresholds()
     setup_logging(settings.log_level, settings.log_format)
     try:
         exporter = ExporterService(settings, reactor)
@@ -45,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(f"--web.listen-address {address}: cannot listen: {reason}")
     except OSError as exc:
         fail(f"--web.listen-address {address}: cannot listen: {exc.strerror or exc}")
-    freeze_startup_objects()
+    memory.freeze_startup_objects()
     reactor.addSystemEventTrigger("before", "shutdown", exporter.stopService)
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(exporter.reload_site_config))
     log.info(

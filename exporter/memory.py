@@ -1,6 +1,7 @@
 """Memory settings: fixed allocator thresholds, so that the memory of a large scrape goes
-back to the system, the free pages inside the heap given back after each scrape, and the
-startup objects frozen out of the cyclic garbage collector.
+back to the system, the free pages inside the heap given back after each scrape, the
+startup objects frozen out of the cyclic garbage collector, and pyOpenSSL left out when
+nothing uses TLS.
 
 glibc's malloc serves blocks of at least its mmap threshold with mmap and returns them on
 free, but it raises that threshold to the size of the largest such block freed (up to
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import sys
 from collections.abc import Callable
 
 M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
@@ -38,6 +40,14 @@ def fix_thresholds() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+def leave_out_tls() -> None:
+    """Keep pyOpenSSL from loading. Twisted's reactor imports it whenever it is installed,
+    and with it cryptography's bindings (~4.4 MiB of the idle process), though only a
+    wss:// router or a web config file uses TLS here. Call before the reactor is imported,
+    and only when neither is configured: TLS is then unavailable in this process."""
+    sys.modules.setdefault("OpenSSL", None)  # None: ``import OpenSSL`` raises ImportError
 
 
 def heap_trimmer() -> Callable[[], object] | None:

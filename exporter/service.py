@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from twisted.application import service
@@ -22,7 +23,9 @@ from exporter.memory import heap_trimmer
 from exporter.registry_compat import RegistryCompat
 from exporter.state import AgentState
 from exporter.web import MetricsPage, make_site
-from exporter.webconfig import ServerContextFactory, WebConfig, load_web_config
+
+if TYPE_CHECKING:
+    from exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,9 @@ class WebService(service.Service):
         self.web_config: WebConfig | None = None
         self.bcrypt_pool: ThreadPool | None = None  # started and stopped by ExporterService
         if web_config_file is not None:
+            # Imported here: it loads pyOpenSSL (see exporter.memory.leave_out_tls).
+            from exporter.webconfig import load_web_config  # noqa: PLC0415
+
             self.web_config = load_web_config(web_config_file)
         if self.web_config is not None and self.web_config.users:
             self.bcrypt_pool = ThreadPool(0, 2, name="bcrypt")
@@ -66,6 +72,8 @@ class WebService(service.Service):
     def startService(self) -> None:
         context = self.web_config and self.web_config.context
         if context is not None:
+            from exporter.webconfig import ServerContextFactory  # noqa: PLC0415
+
             self.listening = self.reactor.listenSSL(
                 self.port, self.site, ServerContextFactory(context), interface=self.host
             )

@@ -108,6 +108,21 @@ def _transition(op: str, code: int) -> tuple[str, int]:
     return key
 
 
+# Operation types, one dict for all agents that have the same (never mutated): they come
+# from the agent's class, so a site's many agents of one class share one.
+_OP_TYPES: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+
+def _shared_op_types(types: dict[str, str]) -> dict[str, str]:
+    key = tuple(sorted(types.items()))
+    shared = _OP_TYPES.get(key)
+    if shared is None:
+        if len(_OP_TYPES) >= 10_000:  # classes are few in practice; never grow unbounded
+            _OP_TYPES.clear()
+        shared = _OP_TYPES[key] = {intern(op): intern(kind) for op, kind in types.items()}
+    return shared
+
+
 GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
 
 
@@ -384,7 +399,7 @@ class AgentState:
             self._op_type_queries["ok"] += 1
             agent = self._agents.get(address)
             if agent is not None and agent.session_id == session_id:
-                agent.op_types = {intern(op): intern(kind) for op, kind in types.items()}
+                agent.op_types = _shared_op_types(types)
                 agent.version = self._new_version()
 
     def op_types_failed(self) -> None:

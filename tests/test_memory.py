@@ -1,9 +1,13 @@
-"""The allocator thresholds: set on glibc, and what they are for, measured in a child."""
+"""The memory settings: allocator thresholds, heap trimming, frozen startup objects and
+pyOpenSSL left out, each checked in a child process."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+
+import pytest
 
 CHILD = """
 import sys
@@ -105,3 +109,37 @@ def test_the_heap_trimmer_leaves_it_to_the_environment(monkeypatch):
     assert heap_trimmer() is not None
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
     assert heap_trimmer() is None
+
+
+TLS_CHILD = """
+import atexit, sys
+def report():
+    print(sys.modules.get("OpenSSL") is not None, "twisted.internet.reactor" in sys.modules)
+atexit.register(report)
+from exporter import cli
+cli.main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "loaded"),
+    [([], False), (["--web.config.file", "WEB"], True), (["--site-hub", "wss://h:1/ws"], True)],
+)
+def test_pyopenssl_is_left_out_unless_tls_may_be_used(tmp_path, extra, loaded):
+    """The exporter stops at its busy port, after the reactor and the service are loaded."""
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users: {}\n")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        args = [
+            *("--site-hub", "ws://127.0.0.1:1/ws", "--site-realm", "r"),
+            *("--address-root", "observatory"),
+            *("--web.listen-address", f"127.0.0.1:{busy.getsockname()[1]}"),
+            *[str(web) if arg == "WEB" else arg for arg in extra],
+        ]
+        out = subprocess.run(
+            [sys.executable, "-c", TLS_CHILD, *args], capture_output=True, text=True, check=False
+        )
+    assert out.returncode == 2 and "cannot listen" in out.stderr, out.stderr
+    assert out.stdout.split() == [str(loaded), "True"]

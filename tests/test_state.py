@@ -328,3 +328,16 @@ def test_agents_share_their_transition_keys():
     keys = [list(state._agents[f"observatory.agent-{i}"].transitions) for i in range(3)]
     assert keys[0] == [("acq", 3), ("acq", 6)]
     assert all(a is b for other in keys[1:] for a, b in zip(keys[0], other, strict=True))
+
+
+def test_agents_with_the_same_operation_types_share_one_dict():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    types = {"acq": "process", "count": "task"}
+    for i, answer in enumerate([types, dict(reversed(types.items())), {"acq": "task"}]):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}, session_id=f"s{i}"))
+        state.set_op_types(f"observatory.agent-{i}", f"s{i}", answer)
+    kept = [state._agents[f"observatory.agent-{i}"].op_types for i in range(3)]
+    assert kept[0] == types and kept[0] is kept[1]  # the same types, whatever their order
+    assert kept[2] == {"acq": "task"} and kept[2] is not kept[0]
+    assert state.snapshot().agents[1].op_types == types
