@@ -31,9 +31,10 @@ WINDOW_BITS, MEM_LEVEL = 14, 6
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """``size`` bytes of text, compressed; see the module docstring."""
+    """``size`` bytes of text, compressed; see the module docstring. ``data`` is one byte
+    string, or several in a row (:func:`concat` copies nothing)."""
 
-    data: bytes
+    data: bytes | tuple[bytes, ...]
     size: int
     crc: int
     shift: int  # x^(8 * size) modulo the CRC-32 polynomial
@@ -98,13 +99,21 @@ def compress(text: bytes, level: int = LEVEL) -> Piece:
 
 
 def concat(pieces: Iterable[Piece]) -> Piece:
-    """One piece of the text of ``pieces`` in order, without compressing anything again."""
-    datas, crc, size = [], 0, 0
+    """One piece of the text of ``pieces`` in order, without compressing or copying."""
+    datas: list[bytes] = []
+    crc = size = 0
     for piece in pieces:
-        datas.append(piece.data)
+        _add(datas, piece.data)
         crc = multiply(piece.shift, crc) ^ piece.crc
         size += piece.size
-    return Piece(b"".join(datas), size, crc, shift(size))
+    return Piece(tuple(datas), size, crc, shift(size))
+
+
+def _add(out: list[bytes], data: bytes | tuple[bytes, ...]) -> None:
+    if type(data) is tuple:
+        out.extend(data)
+    else:
+        out.append(data)
 
 
 def gzip_member(parts: Iterable[Piece | bytes], level: int = LEVEL) -> bytes:
@@ -126,7 +135,7 @@ def gzip_member(parts: Iterable[Piece | bytes], level: int = LEVEL) -> bytes:
             size += len(part)
         else:
             flush()
-            out.append(part.data)
+            _add(out, part.data)
             crc = multiply(part.shift, crc) ^ part.crc
             size += part.size
     flush()
@@ -149,6 +158,6 @@ def text_of(parts: Iterable[Piece | bytes]) -> bytes:
             inflate()
             out.append(part)
         else:
-            run.append(part.data)
+            _add(run, part.data)
     inflate()
     return b"".join(out)

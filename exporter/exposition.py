@@ -174,8 +174,8 @@ def _inflate(piece: Piece | None) -> bytes:
 class _Block:
     """Up to BLOCK_SIZE agents: per family index their lines compressed, where each agent's
     lines end in that text and a hash of them, and the format strings of the lines made at
-    every scrape (one value per heard agent). ``key`` says which versions of its agents, up
-    or down, all this is for."""
+    every scrape (one line, one value, per heard agent). ``key`` says which versions of its
+    agents, up or down, all this is for."""
 
     __slots__ = (
         "addresses",
@@ -183,8 +183,8 @@ class _Block:
         "gap_format",
         "hashes",
         "heard",
+        "heard_at",
         "key",
-        "labels",
         "last_format",
         "pieces",
         "size",
@@ -193,7 +193,7 @@ class _Block:
     def __init__(self) -> None:
         self.key: tuple[int, ...] = ()
         self.addresses: list[str] = []
-        self.labels: list[bytes | None] = []  # per agent; None: never heard
+        self.heard_at = b""  # per agent, 1 if it has a heartbeat time (a line in the formats)
         self.pieces: dict[int, Piece] = {}
         self.ends: dict[int, array[int]] = {}  # per family, where each agent's lines end
         self.hashes: dict[int, array[int]] = {}  # per family, hash() of each agent's lines
@@ -217,10 +217,13 @@ class _Block:
         texts: dict[int, list[bytes]] = {}
         ends: dict[int, array[int]] = {}
         hashes: dict[int, array[int]] = {}
-        self.labels = []
+        last, gap = [], []
         for position, (agent, _, up, heard_at, _) in enumerate(rows):
             text = agent_labels(agent)
-            self.labels.append(text.encode() if heard_at is not None else None)
+            if heard_at is not None:
+                labels = text.encode().replace(b"%", b"%%")
+                last.append(LAST_LINE % labels)
+                gap.append(GAP_LINE % labels)
             for index, lines in agent_lines(agent, text, up, op_state).items():
                 if index not in texts:
                     texts[index], ends[index] = [], array("L", [0]) * n
@@ -237,7 +240,9 @@ class _Block:
         changed.update(i for i in before.keys() & pieces.keys() if before[i].data != pieces[i].data)
         self.pieces, self.ends, self.hashes = pieces, ends, hashes
         self.addresses = [row[0].address for row in rows]
-        self._formats(key)
+        self.last_format, self.gap_format = b"".join(last), b"".join(gap)
+        self.heard_at = bytes([row[3] is not None for row in rows])
+        self.heard, self.key = bool(last), key
         return changed
 
     def _splice(
@@ -245,10 +250,11 @@ class _Block:
     ) -> set[int]:
         n = len(rows)
         edits: dict[int, list[tuple[int, bytes]]] = {}  # family -> (position, new lines)
+        timed: dict[int, bytes | None] = {}  # position -> its labels, None: no time lines
         for position in moved:
             agent, _, up, heard_at, _ = rows[position]
             text = agent_labels(agent)
-            self.labels[position] = text.encode() if heard_at is not None else None
+            timed[position] = text.encode() if heard_at is not None else None
             lines = agent_lines(agent, text, up, op_state)
             for index in lines.keys() | self.hashes.keys():
                 data = lines[index].encode() if index in lines else b""
@@ -274,15 +280,30 @@ class _Block:
                 self.ends[index], self.hashes[index] = array("L", accumulate(sizes)), hashes
             else:
                 del self.pieces[index], self.ends[index], self.hashes[index]
-        self._formats(key)
+        self._splice_formats(timed)
+        self.key = key
         return set(edits)
 
-    def _formats(self, key: tuple[int, ...]) -> None:
-        heard = [labels.replace(b"%", b"%%") for labels in self.labels if labels is not None]
-        self.last_format = b"".join([LAST_LINE % labels for labels in heard])
-        self.gap_format = b"".join([GAP_LINE % labels for labels in heard])
-        self.heard = bool(heard)
-        self.key = key
+    def _splice_formats(self, timed: dict[int, bytes | None]) -> None:
+        """The moved agents' lines in the format strings, the others' kept as they are (a
+        line ends at the first newline: label values have theirs escaped)."""
+        last_lines = iter(self.last_format.split(b"\n"))
+        gap_lines = iter(self.gap_format.split(b"\n"))
+        last, gap, heard_at = [], [], bytearray(self.heard_at)
+        for position, had in enumerate(self.heard_at):
+            lines = (next(last_lines) + b"\n", next(gap_lines) + b"\n") if had else None
+            if position in timed:
+                labels = timed[position]
+                lines = None
+                if labels is not None:
+                    labels = labels.replace(b"%", b"%%")
+                    lines = (LAST_LINE % labels, GAP_LINE % labels)
+                heard_at[position] = lines is not None
+            if lines is not None:
+                last.append(lines[0])
+                gap.append(lines[1])
+        self.last_format, self.gap_format = b"".join(last), b"".join(gap)
+        self.heard_at, self.heard = bytes(heard_at), bool(last)
 
 
 class AgentExposition:

@@ -201,7 +201,8 @@ def test_spliced_blocks_match_blocks_made_afresh_byte_for_byte():
     n = 2 * BLOCK_SIZE + 5
     ops = ["acq", "count", "set_heartbeat", 'we"ird\\', "delay_task"]
     expected = [ExpectedAgent(f"agent-{i}", "Listed", "host-a", i % 2 == 0) for i in range(4)]
-    state.set_expected(expected)
+    quiet = [ExpectedAgent(f"quiet-{i}", "Listed", "host-b", True) for i in range(3)]
+    state.set_expected(expected + quiet)
     for i in range(n):
         state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
     exposition = AgentExposition(state, op_state=True)
@@ -224,7 +225,9 @@ def test_spliced_blocks_match_blocks_made_afresh_byte_for_byte():
             else:
                 kept[i] = True
         if step % 7 == 0:
-            state.set_expected(expected[: rng.randint(0, len(expected))])
+            state.set_expected(expected[: rng.randint(0, len(expected))] + quiet)
+        if step % 9 == 4:  # a listed agent never heard so far is heard
+            state.ingest(heartbeat(f"quiet-{step // 9}", {"acq": 3}))
         clock.advance(rng.choice([0.5, 1.0, 3.0]))
         for i in range(n):
             if kept[i]:
@@ -297,3 +300,25 @@ def test_after_runs_on_the_render_thread_once_each_response_is_handed_over():
     failing = DummyRequest([b""])
     metrics.render_GET(failing)
     assert failing.responseCode == 500 and calls == ["broken", "<lambda>", "trimmed"]
+
+
+def test_a_listed_agent_first_heard_gets_its_time_lines_in_place():
+    """Its heartbeat time and gap lines are spliced in between its neighbours', and later
+    splices in the same block still find every agent's lines."""
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    state.ingest(heartbeat("agent-0", {"acq": 3}))
+    state.set_expected([ExpectedAgent("quiet", "Listed", "host-b", True)])
+    for i in range(1, 6):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    exposition = AgentExposition(state)
+    timed = [line for line in exposition.render().splitlines() if b"heartbeat_" in line]
+    assert timed and not [line for line in timed if b'instance_id="quiet"' in line]
+    clock.advance(1)
+    state.ingest(heartbeat("quiet", {"acq": 3}))  # heard: spliced
+    assert exposition.render() == AgentExposition(state).render()
+    for i in (3, 0, 5):  # later splices around it
+        clock.advance(1)
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 6}))
+        assert exposition.render() == AgentExposition(state).render(), i
+    assert len(exposition._blocks) == 1
