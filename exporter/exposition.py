@@ -306,6 +306,15 @@ class _Block:
         self.heard_at, self.heard = bytes(heard_at), bool(last)
 
 
+class _Lines(list):
+    """Text written in parts, for an uncompressed scrape: the same calls as a Stream."""
+
+    write = list.append
+
+    def piece(self) -> bytes:
+        return b"".join(self)
+
+
 class AgentExposition:
     """Renders every agent family of :data:`exporter.collector.AGENT_FAMILIES` (and
     ``ocs_op_state`` when ``op_state``), in the text format or OpenMetrics (minus # EOF)."""
@@ -321,33 +330,35 @@ class AgentExposition:
         self._dirty: set[int] = set()  # families whose blocks changed since joined
         self._lock = threading.Lock()  # scrapes may run concurrently on the thread pool
 
-    def parts(self, openmetrics: bool = False) -> list[Piece | bytes]:
-        """The agent families as pieces (unchanged since some earlier scrape) and bytes
-        (made now), in exposition order."""
+    def parts(self, openmetrics: bool = False, compressed: bool = False) -> list[Piece | bytes]:
+        """The agent families in exposition order: pieces (unchanged since some earlier
+        scrape) and the heartbeat times and gaps made now, compressed as they are made
+        when ``compressed`` (a gzip scrape), else as bytes."""
         with _collector_paused():
-            return self._parts(openmetrics)  # its rows are gone when the collector resumes
+            # The rows are gone when the collector resumes.
+            return self._parts(openmetrics, compressed)
 
-    def _parts(self, openmetrics: bool) -> list[Piece | bytes]:
+    def _parts(self, openmetrics: bool, compressed: bool) -> list[Piece | bytes]:
         with self._lock:
             rows = self.state.rows()
             buckets = self._sort(rows)
-            last: list[bytes] = []
-            gap: list[bytes] = []
+            last: deflate.Stream | _Lines = deflate.Stream() if compressed else _Lines()
+            gap: deflate.Stream | _Lines = deflate.Stream() if compressed else _Lines()
             for block, bucket in zip(self._blocks, buckets, strict=True):
                 key = tuple([row[1] * 2 + row[2] for row in bucket])
                 if key != block.key:
                     self._dirty |= block.update(bucket, key, self.op_state)
                 if block.heard:
                     heard = [row for row in bucket if row[3] is not None]
-                    last.append(block.last_format % tuple([row[3] for row in heard]))
-                    gap.append(block.gap_format % tuple([row[4] for row in heard]))
+                    last.write(block.last_format % tuple([row[3] for row in heard]))
+                    gap.write(block.gap_format % tuple([row[4] for row in heard]))
             parts: list[Piece | bytes] = []
             for index, header in enumerate(HEADERS[openmetrics][: self.families]):
                 parts.append(header)
                 if index == LAST:
-                    parts.append(b"".join(last))
+                    parts.append(last.piece())
                 elif index == GAP:
-                    parts.append(b"".join(gap))
+                    parts.append(gap.piece())
                 else:
                     parts.append(self._family(index))
             self._dirty.clear()

@@ -53,9 +53,9 @@ class MetricsPage(resource.Resource):
     def body(self, openmetrics: bool, compress: bool) -> bytes:
         if openmetrics:
             own = generate_openmetrics(self.registry)
-            parts = [own[: -len(EOF)], *self.agents.parts(openmetrics=True), EOF]
+            parts = [own[: -len(EOF)], *self.agents.parts(True, compress), EOF]
         else:
-            parts = [generate_latest(self.registry), *self.agents.parts()]
+            parts = [generate_latest(self.registry), *self.agents.parts(False, compress)]
         return deflate.gzip_member(parts) if compress else deflate.text_of(parts)
 
     def render_GET(self, request: server.Request) -> object:

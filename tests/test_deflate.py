@@ -84,3 +84,17 @@ def test_system_gzip_reads_it(tmp_path):
     assert out.stdout == b"# HELP x y\n" + b"x 1.0\n" * 1000 + b"z 2.0\n"
     test = subprocess.run(["gzip", "-t", str(path)], capture_output=True, check=False)
     assert test.returncode == 0, test.stderr
+
+
+@given(st.lists(st.binary(max_size=5000), max_size=8), parts)
+def test_a_stream_is_a_piece_of_everything_written_to_it(writes, chosen):
+    stream = deflate.Stream()
+    for text in writes:
+        stream.write(text)
+    piece = stream.piece()
+    written = b"".join(writes)
+    assert (piece.size, piece.crc) == (len(written), zlib.crc32(written))
+    items = [deflate.compress(text) if cached else text for cached, text in chosen]
+    expected = written + b"".join(text for _, text in chosen)
+    assert one_member(deflate.gzip_member([piece, *items])) == expected
+    assert deflate.text_of([piece, *items]) == expected
