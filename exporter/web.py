@@ -26,6 +26,36 @@ TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"  # the classic text form
 OPENMETRICS_TYPE = OPENMETRICS_LATEST.encode()
 
 
+def respond_later(
+    request: server.Request,
+    rendered: defer.Deferred,
+    headers: list[tuple[bytes, bytes]],
+    what: str,
+    error_body: bytes = b"",
+) -> defer.Deferred:
+    """Answers ``request`` with the body ``rendered`` gives, unless the client has gone
+    meanwhile; a failure is logged and answered 500 with ``error_body``."""
+    gone = []
+    request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+    def send(body: bytes) -> None:
+        if not gone:
+            for name, value in headers:
+                request.setHeader(name, value)
+            request.write(body)
+            request.finish()
+
+    def failed(failure: Failure) -> None:
+        log.error("rendering %s failed: %s", what, failure.getTraceback())
+        if not gone:
+            request.setResponseCode(500)
+            if error_body:
+                request.write(error_body)
+            request.finish()
+
+    return rendered.addCallbacks(send, failed)
+
+
 class MetricsPage(resource.Resource):
     """The telemetry path: the exporter's own metrics from ``registry`` (prometheus_client)
     followed by the agent series; text format, or OpenMetrics when the scraper asks for it;
@@ -62,26 +92,16 @@ class MetricsPage(resource.Resource):
         accept = (request.getHeader("accept") or "").lower()
         openmetrics = "application/openmetrics-text" in accept
         compress = "gzip" in (request.getHeader("accept-encoding") or "").lower()
-        gone = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-
-        def send(body: bytes) -> None:
-            if gone:
-                return
-            request.setHeader(b"Content-Type", OPENMETRICS_TYPE if openmetrics else TEXT_TYPE)
-            if compress:
-                request.setHeader(b"Content-Encoding", b"gzip")
-            request.write(body)
-            request.finish()
-
-        def failed(failure: Failure) -> None:
-            log.error("rendering the metrics failed: %s", failure.getTraceback())
-            if not gone:
-                request.setResponseCode(500)
-                request.write(b"error rendering the metrics\n")
-                request.finish()
-
-        rendered = self.run(self.body, openmetrics, compress).addCallbacks(send, failed)
+        headers = [(b"Content-Type", OPENMETRICS_TYPE if openmetrics else TEXT_TYPE)]
+        if compress:
+            headers.append((b"Content-Encoding", b"gzip"))
+        rendered = respond_later(
+            request,
+            self.run(self.body, openmetrics, compress),
+            headers,
+            "the metrics",
+            b"error rendering the metrics\n",
+        )
         if self.after is not None:
             rendered.addBoth(self._then_after)
         return server.NOT_DONE_YET
@@ -246,23 +266,8 @@ class AgentsJSON(resource.Resource):
     def render_GET(self, request: server.Request) -> object:
         """Rendered on the reactor's thread pool, as the metrics: 10,000 agents take
         ~0.1 s."""
-        gone = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-
-        def send(body: bytes) -> None:
-            if not gone:
-                request.setHeader(b"Content-Type", b"application/json")
-                request.setHeader(b"Cache-Control", b"no-store")
-                request.write(body)
-                request.finish()
-
-        def failed(failure: Failure) -> None:
-            log.error("rendering /api/agents failed: %s", failure.getTraceback())
-            if not gone:
-                request.setResponseCode(500)
-                request.finish()
-
-        threads.deferToThread(self.body).addCallbacks(send, failed)
+        headers = [(b"Content-Type", b"application/json"), (b"Cache-Control", b"no-store")]
+        respond_later(request, threads.deferToThread(self.body), headers, "/api/agents")
         return server.NOT_DONE_YET
 
     render_HEAD = render_GET
