@@ -18,6 +18,7 @@ import gc
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -26,14 +27,22 @@ TRIM_THRESHOLD = 4 << 20  # free memory at the top of the heap past 4 MiB: retur
 ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
+def _glibc(name: str) -> Any:
+    """glibc's function ``name``; None where the C library has none, or where the
+    environment sets glibc's own thresholds (the operator's choice)."""
+    if any(variable in os.environ for variable in ENVIRONMENT):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def fix_thresholds() -> bool:
     """Set both thresholds, unless the environment sets glibc's own; True when set. A no-op
     where the C library is not glibc."""
-    if any(name in os.environ for name in ENVIRONMENT):
-        return False  # the operator's choice
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -55,11 +64,8 @@ def heap_trimmer() -> Callable[[], object] | None:
     only at its top: a scrape at 10,000 agents leaves several MiB of free chunks between
     live ones (61 MiB against 66 MiB in a test), and trimming costs ~1 ms. None where the
     C library is not glibc, or where the environment sets glibc's own thresholds."""
-    if any(name in os.environ for name in ENVIRONMENT):
-        return None
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    malloc_trim = _glibc("malloc_trim")
+    if malloc_trim is None:
         return None
     malloc_trim.argtypes = [ctypes.c_size_t]
     malloc_trim.restype = ctypes.c_int
