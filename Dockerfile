@@ -21,5 +21,5 @@ WORKDIR /
 
 EXPOSE 10020
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-m", "exporter.healthcheck"]
+    CMD ["python", "-m", "exporter.http.healthcheck"]
 ENTRYPOINT ["ocs-exporter"]

@@ -38,7 +38,7 @@ test: $(VENV)/.installed $(CROSSBAR_VENV)/.installed $(RUNTIME_VENV)/.installed 
 	$(VENV)/bin/pytest
 
 demo: $(VENV)/.installed $(CROSSBAR_VENV)/.installed
-	$(VENV)/bin/python -m exporter.demo --crossbar $(CROSSBAR_VENV)/bin/crossbar
+	$(VENV)/bin/python -m testbed.demo --crossbar $(CROSSBAR_VENV)/bin/crossbar
 
 clean:
 	rm -rf $(VENV) $(CROSSBAR_VENV) $(RUNTIME_VENV) test-output .demo

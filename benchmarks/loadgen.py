@@ -38,7 +38,7 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import task
 
 from benchmarks import shm
-from exporter.testbed import ocs_heartbeat
+from testbed import ocs_heartbeat
 
 TICK = 0.01  # seconds between schedule checks
 MAX_LAG = 2.0  # a heartbeat due longer ago than this is dropped (counted as SKIPPED)

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import testbed
 from benchmarks import procstat, scrape, shm
-from exporter import testbed
 
 REGISTRY_ID = "registry"
 ROOT = Path(__file__).resolve().parent.parent  # the repository: `benchmarks` is not installed

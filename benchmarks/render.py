@@ -14,11 +14,12 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collector import AgentCollector, ExporterCollector
-from exporter.exposition import AgentExposition
+from exporter.http.web import MetricsPage
+from exporter.render.collector import ExporterCollector
+from exporter.render.exposition import AgentExposition
 from exporter.state import AgentState
-from exporter.testbed import ocs_heartbeat
-from exporter.web import MetricsPage
+from testbed import ocs_heartbeat
+from testbed.reference import AgentCollector
 
 
 def heartbeat(i: int, ops: int, code: int = 1) -> list:

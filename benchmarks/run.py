@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import testbed
 from benchmarks import procstat, report
 from benchmarks.processes import (
     ROOT,
@@ -26,7 +27,6 @@ from benchmarks.processes import (
     snapshot_exporter,
 )
 from benchmarks.step import Step
-from exporter import testbed
 
 SCHEMA = "ocs-exporter-benchmark/1"
 

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import testbed
 from benchmarks import procstat, scrape, shm
 from benchmarks.processes import (
     ROOT,
@@ -45,7 +46,6 @@ from benchmarks.processes import (
     spawn,
     start_load,
 )
-from exporter import testbed
 
 SCHEMA = "ocs-exporter-soak/1"
 SAMPLE_EVERY = 10.0  # seconds between samples

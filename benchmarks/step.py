@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import testbed
 from benchmarks import procstat, scrape, shm
 from benchmarks.processes import (
     BenchRouter,
@@ -38,7 +39,6 @@ from benchmarks.processes import (
     start_load,
     start_registry,
 )
-from exporter import testbed
 
 POLL_INTERVAL = 0.05  # detection polling
 DETECTION_GRACE = 20.0  # seconds past the agent timeout before giving up

@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         fail(str(exc))
 
-    from exporter import memory  # noqa: PLC0415
+    from exporter.render import memory  # noqa: PLC0415
 
     if settings.wamp_tls is None and settings.web_config_file is None:
         memory.leave_out_tls()

@@ -42,7 +42,7 @@ def _fields(record: logging.LogRecord) -> dict[str, str]:
 
 
 class LogfmtFormatter(logging.Formatter):
-    """``ts=... level=warn logger=exporter.listener msg="lost router ..."``: one line per record."""
+    """``ts=... level=warn logger=exporter.wamp.listener msg="lost ..."``: one line a record."""
 
     def format(self, record: logging.LogRecord) -> str:
         parts = []

@@ -14,18 +14,18 @@ from twisted.internet.interfaces import IListeningPort, IReactorSSL, IReactorTCP
 from twisted.python.threadpool import ThreadPool
 from twisted.web import server
 
-from exporter.basicauth import BasicAuth, BasicAuthResource, find_resource
-from exporter.collector import ExporterCollector
 from exporter.config import ConfigError, Settings, expected_agents, load_site_file
-from exporter.exposition import AgentExposition
-from exporter.listener import HeartbeatListener
-from exporter.memory import heap_trimmer
-from exporter.registry_compat import RegistryCompat
+from exporter.http.basicauth import BasicAuth, BasicAuthResource, find_resource
+from exporter.http.web import MetricsPage, make_site
+from exporter.render.collector import ExporterCollector
+from exporter.render.exposition import AgentExposition
+from exporter.render.memory import heap_trimmer
 from exporter.state import AgentState
-from exporter.web import MetricsPage, make_site
+from exporter.wamp.listener import HeartbeatListener
+from exporter.wamp.registry_compat import RegistryCompat
 
 if TYPE_CHECKING:
-    from exporter.webconfig import WebConfig
+    from exporter.http.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ class WebService(service.Service):
         self.web_config: WebConfig | None = None
         self.bcrypt_pool: ThreadPool | None = None  # started and stopped by ExporterService
         if web_config_file is not None:
-            # Imported here: it loads pyOpenSSL (see exporter.memory.leave_out_tls).
-            from exporter.webconfig import load_web_config  # noqa: PLC0415
+            # Imported here: it loads pyOpenSSL (see exporter.render.memory.leave_out_tls).
+            from exporter.http.webconfig import load_web_config  # noqa: PLC0415
 
             self.web_config = load_web_config(web_config_file)
         if self.web_config is not None and self.web_config.users:
@@ -72,7 +72,7 @@ class WebService(service.Service):
     def startService(self) -> None:
         context = self.web_config and self.web_config.context
         if context is not None:
-            from exporter.webconfig import ServerContextFactory  # noqa: PLC0415
+            from exporter.http.webconfig import ServerContextFactory  # noqa: PLC0415
 
             self.listening = self.reactor.listenSSL(
                 self.port, self.site, ServerContextFactory(context), interface=self.host

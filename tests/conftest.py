@@ -1,4 +1,5 @@
-"""Fixtures that start real processes: a crossbar router, OCS agents, the exporter.
+"""Fixtures that start real processes: a crossbar router, OCS agents, the exporter; and the
+one way integration tests are marked: by living in tests/integration/.
 
 Every process is started on free loopback ports and stopped at teardown, pass or fail.
 """
@@ -12,78 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from exporter import testbed
-from tests.scrape import Exporter
+from tests.support.bed import OUTPUT, _testbed
+from tests.support.webconfig import Pki
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "test-output"
+INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 
-def crossbar_path() -> str:
-    path = os.environ.get("OCS_TEST_CROSSBAR", str(ROOT / ".venv-crossbar" / "bin" / "crossbar"))
-    if not Path(path).exists():
-        raise RuntimeError(f"crossbar not found at {path}: run `make test`, which installs it")
-    return path
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
 def output_dir() -> Path:
     OUTPUT.mkdir(exist_ok=True)
     return OUTPUT
-
-
-class Testbed:
-    __test__ = False  # a helper, not a test class
-
-    """A router with a site file, and the agents and exporters started on it."""
-
-    def __init__(self, workdir: Path, secured: testbed.Secured | None = None) -> None:
-        self.workdir = workdir
-        self.router = testbed.Router(crossbar_path(), workdir, secured=secured)
-        self.site_file = workdir / "site.yaml"
-        self.entries: list[dict] = []
-        self.agents: dict[str, subprocess.Popen] = {}
-        self.exporters: list[Exporter] = []
-
-    def write_site_file(self) -> None:
-        testbed.write_site_file(self.site_file, self.router.port, self.entries)
-
-    def start_agent(self, instance_id: str, *arguments: str) -> subprocess.Popen:
-        self.entries.append(testbed.fake_agent_entry(instance_id, *arguments))
-        self.write_site_file()
-        proc = testbed.start_agent(self.site_file, instance_id, self.workdir)
-        self.agents[instance_id] = proc
-        return proc
-
-    def client(self, instance_id: str):
-        from ocs.ocs_client import OCSClient
-
-        return OCSClient(instance_id, args=["--site-file", str(self.site_file)])
-
-    def start_exporter(
-        self, *flags: str, wait_ready: bool = True, env: dict | None = None
-    ) -> Exporter:
-        exporter = Exporter.start(self.site_file, self.workdir, *flags, env=env)
-        self.exporters.append(exporter)
-        if wait_ready:
-            exporter.wait_ready()
-        return exporter
-
-    def stop(self) -> None:
-        testbed.stop_processes(
-            [exporter.proc for exporter in self.exporters] + list(self.agents.values())
-        )
-        self.router.stop()
-
-
-def _testbed(tmp_path_factory, name: str):
-    bed = Testbed(tmp_path_factory.mktemp(name))
-    try:
-        bed.router.start()
-        bed.write_site_file()
-        yield bed
-    finally:
-        bed.stop()
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +60,8 @@ def run_exporter():
         return result.returncode, result.stdout, result.stderr
 
     return run
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("pki"))

@@ -1,0 +1,1 @@
+"""The /metrics text: the agent series, rendered and compressed, and the exporter's own."""

@@ -1,0 +1,71 @@
+"""The exporter's own metrics, built fresh from the state's counters on every scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.state import AgentState
+
+
+class ExporterCollector(Collector):
+    """The exporter's own health, e.g.
+
+    ocs_exporter_heartbeats_invalid_total{reason="malformed"} 0.0
+    """
+
+    def __init__(self, state: AgentState, connected: Callable[[], bool]) -> None:
+        self.state = state
+        self.connected = connected
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.state.snapshot_counters()
+        yield GaugeMetricFamily(
+            "ocs_exporter_crossbar_connected",
+            "1 while joined to the crossbar realm and subscribed to heartbeats, else 0.",
+            value=1.0 if self.connected() else 0.0,
+        )
+        yield CounterMetricFamily(
+            "ocs_exporter_heartbeats",
+            "Heartbeat events received, valid or not.",
+            value=snap.heartbeats,
+        )
+        invalid = CounterMetricFamily(
+            "ocs_exporter_heartbeats_invalid",
+            "Heartbeat events rejected, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in snap.invalid.items():
+            invalid.add_metric([reason], count)
+        yield invalid
+        queries = CounterMetricFamily(
+            "ocs_exporter_op_type_queries",
+            "get_api calls made to learn agents' operation types, by result (ok, failed).",
+            labels=["result"],
+        )
+        for result, count in snap.op_type_queries.items():
+            queries.add_metric([result], count)
+        yield queries
+        yield CounterMetricFamily(
+            "ocs_exporter_heartbeats_refused",
+            "Valid heartbeats from new agents not tracked because --max-agents agents are.",
+            value=snap.refused,
+        )
+        yield GaugeMetricFamily(
+            "ocs_exporter_agents", "Agents tracked, up or down.", value=snap.agents
+        )
+        yield CounterMetricFamily(
+            "ocs_exporter_agents_forgotten",
+            "Agents no longer exported after --forget-after seconds without a heartbeat.",
+            value=snap.forgotten,
+        )
+        info = GaugeMetricFamily(
+            "ocs_exporter_build_info",
+            "Always 1; the exporter's version as a label.",
+            labels=["version"],
+        )
+        info.add_metric([__version__], 1.0)
+        yield info

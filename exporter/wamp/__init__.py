@@ -1,0 +1,1 @@
+"""The WAMP side: the heartbeat listener, and the RegistryAgent drop-in."""

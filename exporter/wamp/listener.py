@@ -1,0 +1,333 @@
+"""The WAMP side: an autobahn Component that feeds heartbeat events into the state."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from autobahn.twisted.component import Component
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import SubscribeOptions
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+
+from exporter.config import ConfigError, WampAuth, WampTLS
+from exporter.state import AgentRefused, AgentState, InvalidHeartbeat, LogThrottle
+
+log = logging.getLogger("exporter.wamp.listener")
+
+INITIAL_RETRY_DELAY = 1.0
+RETRY_DELAY_GROWTH = 1.5
+RETRY_DELAY_JITTER = 0.1
+
+
+def describe(exc: BaseException) -> str:
+    """A short, one-line reason for a WAMP or connection error."""
+    if isinstance(exc, ApplicationError):
+        message = exc.error_message()
+    elif type(exc).__module__.startswith("OpenSSL") and exc.args and isinstance(exc.args[0], list):
+        reasons = [str(entry[-1]) for entry in exc.args[0] if isinstance(entry, tuple)]
+        message = "TLS: " + ("; ".join(reasons) or type(exc).__name__)
+    else:
+        message = str(exc) or type(exc).__name__
+    return " ".join(message.split())
+
+
+def client_tls(hostname: str, tls: WampTLS) -> Any:
+    """Twisted client TLS options: trust ``tls.ca_file`` (else the system's CAs), and show
+    a client certificate if one is configured. Raises ConfigError on unusable files."""
+    from twisted.internet import ssl  # noqa: PLC0415 - pyOpenSSL only when TLS is used
+
+    trust = None
+    client = None
+    try:
+        if tls.ca_file:
+            pems = re.findall(
+                rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                tls.ca_file.read_bytes(),
+                re.DOTALL,
+            )
+            if not pems:
+                raise ConfigError(f"--wamp.tls-ca-file {tls.ca_file}: no PEM certificate in it")
+            trust = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(p) for p in pems])
+        if tls.cert_file and tls.key_file:
+            client = ssl.PrivateCertificate.loadPEM(
+                tls.cert_file.read_bytes() + b"\n" + tls.key_file.read_bytes()
+            )
+    except ConfigError:
+        raise
+    except Exception as exc:  # pyOpenSSL raises several kinds
+        raise ConfigError(f"--wamp.tls-* files: cannot load: {describe(exc)}") from None
+    return ssl.optionsForClientTLS(hostname, trustRoot=trust, clientCertificate=client)
+
+
+def authentication(auth: WampAuth | None) -> dict:
+    """autobahn Component ``authentication`` for ticket or WAMP-CRA."""
+    if auth is None:
+        return {}
+    key = "ticket" if auth.method == "ticket" else "secret"
+    return {auth.method: {"authid": auth.authid, key: auth.secret}}
+
+
+GET_API_TIMEOUT = 10.0
+GET_API_IN_FLIGHT = 16
+
+
+def op_types_of(api: Any) -> dict[str, str] | None:
+    """``{operation: "task" | "process"}`` from an agent's get_api answer, whose ``tasks``
+    and ``processes`` list ``(name, session, op_info)`` entries."""
+    if not isinstance(api, dict):
+        return None
+    types: dict[str, str] = {}
+    for key, kind in (("tasks", "task"), ("processes", "process")):
+        entries = api.get(key)
+        if not isinstance(entries, list):
+            return None
+        for entry in entries:
+            name = entry[0] if isinstance(entry, list | tuple) and entry else entry
+            if isinstance(name, str):
+                types[name] = kind
+    return types
+
+
+def heartbeat_topic(address_root: str) -> str:
+    """The wildcard topic every agent's heartbeat matches: ``<root>..feeds.heartbeat``."""
+    return f"{address_root}..feeds.heartbeat"
+
+
+class HeartbeatListener(service.Service):
+    """Stays joined to the router (reconnecting forever) and subscribed to every heartbeat."""
+
+    def __init__(
+        self,
+        state: AgentState,
+        url: str,
+        realm: str,
+        address_root: str,
+        serializers: tuple[str, ...] = ("msgpack", "cbor", "json"),
+        max_retry_delay: float = 10.0,
+        reactor: IReactorTime | None = None,
+        tls: WampTLS | None = None,
+        auth: WampAuth | None = None,
+        op_types: bool = True,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor  # noqa: PLC0415
+        self.state = state
+        self.url = url
+        self.realm = realm
+        self.topic = heartbeat_topic(address_root)
+        self.serializers = serializers
+        self.max_retry_delay = max_retry_delay
+        self.reactor = reactor
+        self.auth = auth
+        self.op_types = op_types
+        self._session: Any = None  # the joined WAMP session, for get_api calls
+        self._api_queue: dict[str, str | None] = {}  # agent address -> session id, in order
+        self._api_in_flight = 0
+        self.tls_options = None
+        if tls is not None:
+            self.tls_options = client_tls(urlsplit(url).hostname or "", tls)
+        self.connected = False
+        self.throttle = LogThrottle(60.0)
+        self._outage_started: float | None = None  # reactor time the current outage began
+        self._component: Component | None = None
+        self._restart = None
+        # Extra setup on every (re)join, called with the session once subscribed; a hook's
+        # failure is logged and changes nothing else.
+        self.join_hooks: list[Callable[[Any], Any]] = []
+
+    def _make_component(self) -> Component:
+        transport = {
+            "type": "websocket",
+            "url": self.url,
+            "serializers": list(self.serializers),
+            "max_retries": -1,
+            "initial_retry_delay": INITIAL_RETRY_DELAY,
+            "max_retry_delay": self.max_retry_delay,
+            "retry_delay_growth": RETRY_DELAY_GROWTH,
+            "retry_delay_jitter": RETRY_DELAY_JITTER,
+            # Notice a router that vanished without closing the connection.
+            "options": {"autoPingInterval": 10.0, "autoPingTimeout": 10.0},
+        }
+        if self.tls_options is not None:
+            parts = urlsplit(self.url)
+            transport["endpoint"] = {
+                "type": "tcp",
+                "host": parts.hostname,
+                "port": parts.port or 443,
+                "tls": self.tls_options,
+            }
+        component = Component(
+            transports=[transport], realm=self.realm, authentication=authentication(self.auth)
+        )
+        component.on("join", self._on_join)
+        component.on("leave", self._on_leave)
+        component.on("disconnect", self._on_disconnect)
+        component.on("connectfailure", self._on_connect_failure)
+        return component
+
+    # -- service ---------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._run()
+
+    def stopService(self):  # noqa: ANN201 - a Deferred or None, as Twisted wants
+        super().stopService()
+        if self._restart is not None and self._restart.active():
+            self._restart.cancel()
+        self.connected = False
+        if self._component is not None:
+            return self._component.stop()
+        return None
+
+    def _run(self) -> None:
+        self._restart = None
+        self._component = self._make_component()
+        done = self._component.start(self.reactor)
+        done.addBoth(self._component_done)
+
+    def _component_done(self, result: Any) -> None:
+        # With max_retries=-1 autobahn ends a component only after a clean close; keep going.
+        self.connected = False
+        if self.running:
+            log.debug("WAMP component ended (%s); starting it again", result)
+            self._restart = self.reactor.callLater(INITIAL_RETRY_DELAY, self._run)
+
+    # -- WAMP events -----------------------------------------------------------------------
+
+    def _on_join(self, session: Any, details: Any) -> Any:
+        options = SubscribeOptions(match="wildcard")
+        d = session.subscribe(self._on_heartbeat, self.topic, options=options)
+
+        def subscribed(_: Any) -> None:
+            self.connected = True
+            self._session = session
+            self.state.connection_restored()
+            self._pump_api_queue()
+            if self._outage_started is None:
+                log.info(
+                    "joined realm %s at %s, subscribed to %s", self.realm, self.url, self.topic
+                )
+            else:
+                outage = self.reactor.seconds() - self._outage_started
+                log.info("rejoined realm %s at %s after %.1f s", self.realm, self.url, outage)
+            self._outage_started = None
+            self._run_join_hooks(session)
+
+        def refused(failure: Any) -> None:
+            log.error("router refused subscription to %s: %s", self.topic, failure.value)
+            session.leave()
+
+        d.addCallbacks(subscribed, refused)
+        return d
+
+    def _run_join_hooks(self, session: Any) -> None:
+        for hook in self.join_hooks:
+            d = defer.maybeDeferred(hook, session)
+            d.addErrback(self._join_hook_failed, hook)
+
+    def _join_hook_failed(self, failure: Any, hook: Callable[[Any], Any]) -> None:
+        name = getattr(hook, "__qualname__", repr(hook))
+        log.error("join hook %s failed: %s", name, describe(failure.value))
+
+    def _on_leave(self, session: Any, details: Any) -> None:
+        self._lost(f"left realm: {details.reason}")
+
+    def _on_disconnect(self, session: Any, was_clean: bool = True) -> None:
+        self._lost("connection closed" if was_clean else "connection lost")
+
+    def _ask_op_types(self, address: str, session_id: str | None) -> None:
+        """Ask a new or restarted agent which operations are tasks and which processes:
+        one get_api call per agent session (OCS agents answer it without credentials).
+        Queued, with at most GET_API_IN_FLIGHT calls at a time, so that thousands of agents
+        heard at once (a start, a router backlog) do not flood the router."""
+        self._api_queue.pop(address, None)
+        self._api_queue[address] = session_id  # the latest session of an agent wins
+        self._pump_api_queue()
+
+    def _pump_api_queue(self) -> None:
+        while self._api_queue and self._api_in_flight < GET_API_IN_FLIGHT:
+            if self._session is None:
+                return  # kept for the next join
+            address = next(iter(self._api_queue))
+            session_id = self._api_queue.pop(address)
+            if self.state.session_of(address) != session_id:
+                continue  # restarted or forgotten meanwhile
+            self._api_in_flight += 1
+            d = self._session.call(address, "get_api")
+            d.addTimeout(GET_API_TIMEOUT, self.reactor)
+            d.addCallback(self._api_answered, address, session_id)
+            d.addErrback(self._api_failed, address)
+            d.addBoth(self._api_done)
+
+    def _api_answered(self, api: Any, address: str, session_id: str | None) -> None:
+        types = op_types_of(api)
+        if types is None:
+            raise ValueError("the get_api answer has no tasks and processes lists")
+        self.state.set_op_types(address, session_id, types)
+
+    def _api_failed(self, failure: Any, address: str) -> None:
+        self.state.op_types_failed()
+        if self.throttle.allow("get_api"):
+            log.info(
+                "get_api of %s failed: %s; operation types unknown for it; further failures "
+                "are counted and not logged for 60 s",
+                address,
+                describe(failure.value),
+            )
+
+    def _api_done(self, _: Any) -> None:
+        self._api_in_flight -= 1
+        self._pump_api_queue()
+
+    def _on_connect_failure(self, component: Any, exc: Exception) -> None:
+        if self.connected:  # autobahn reports a dropped session here too
+            self._lost(describe(exc))
+        elif self._outage_started is None:
+            self._outage_started = self.reactor.seconds()
+            log.warning(
+                "cannot join realm %s at %s: %s; retrying, at most %.0f s apart",
+                self.realm,
+                self.url,
+                describe(exc),
+                self.max_retry_delay,
+            )
+
+    def _lost(self, why: str) -> None:
+        """Log once per outage, however many events autobahn reports for it."""
+        self._session = None
+        if self.connected:
+            self.connected = False
+            self.state.connection_lost()
+            self._outage_started = self.reactor.seconds()
+            log.warning("lost router %s (%s); reconnecting", self.url, why)
+
+    def _on_heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        payload = args[0] if len(args) == 1 and not kwargs else None
+        try:
+            if self.state.ingest(payload) and self.op_types and self._session is not None:
+                self._ask_op_types(payload[1]["agent_address"], payload[1].get("session_id"))
+        except InvalidHeartbeat as exc:
+            agent = exc.agent_address or "an unknown agent"
+            if self.throttle.allow(agent):
+                log.warning(
+                    "rejected heartbeat from %s (%s): %s; further rejections for it are "
+                    "counted and not logged for 60 s",
+                    agent,
+                    exc.reason,
+                    exc.detail,
+                )
+        except AgentRefused as exc:
+            if self.throttle.allow(AgentRefused):
+                log.warning(
+                    "not tracking new agent %s: --max-agents=%d agents are tracked already; "
+                    "further refusals are counted and not logged for 60 s",
+                    exc,
+                    self.state.max_agents,
+                )

@@ -1,0 +1,203 @@
+"""The exporter against a real crossbar router and real OCS FakeDataAgents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+import testbed
+
+AGENT_TIMEOUT = 2.0  # what the Exporter fixture passes as --agent-timeout
+
+
+@pytest.fixture(scope="module")
+def exporter(bed):
+    """One exporter for this module, watching agents 'fake1' (acq running) and 'fake2'."""
+    bed.start_agent("fake1", "--mode", "acq", "--sample-rate", "1")
+    bed.start_agent("fake2")
+    return bed.start_exporter()
+
+
+def test_agent_appears_up_with_running_acq(exporter):
+    metrics = exporter.wait_metric("ocs_op_code", 3, instance_id="fake1", operation="acq")
+    labels = {
+        "agent_address": "observatory.fake1",
+        "instance_id": "fake1",
+        "agent_class": "FakeDataAgent",
+    }
+    assert metrics.get("ocs_agent_up", **labels) == 1
+    last = metrics.get("ocs_agent_last_heartbeat_timestamp_seconds", **labels)
+    assert time.time() - 10 < last <= time.time()
+    assert metrics.get("ocs_exporter_crossbar_connected") == 1
+    assert metrics.get("ocs_exporter_heartbeats_total") >= 1
+    assert metrics.get("process_resident_memory_bytes") > 0
+
+
+def test_heartbeat_off_marks_agent_down_and_expired_then_back(bed, exporter):
+    exporter.wait_metric("ocs_agent_up", 1, instance_id="fake2")
+    client = bed.client("fake2")
+    client.set_heartbeat(heartbeat=False)
+    # Down within the agent timeout + 1 s; 2 s more for a busy machine's scheduling.
+    metrics = exporter.wait_metric(
+        "ocs_agent_up", 0, timeout=AGENT_TIMEOUT + 1 + 2, instance_id="fake2"
+    )
+    codes = [
+        s.value
+        for s in metrics.samples
+        if s.name == "ocs_op_code" and s.labels["instance_id"] == "fake2"
+    ]
+    assert codes and set(codes) == {7}
+    client.set_heartbeat(heartbeat=True)
+    metrics = exporter.wait_metric("ocs_agent_up", 1, timeout=10, instance_id="fake2")
+    assert metrics.get("ocs_op_code", instance_id="fake2", operation="set_heartbeat") == 5
+
+
+def test_failed_task_shows_op_code_6(bed, exporter):
+    exporter.wait_metric("ocs_agent_up", 1, instance_id="fake1")
+    bed.client("fake1").delay_task(delay=0, succeed=False)
+    exporter.wait_metric("ocs_op_code", 6, timeout=10, instance_id="fake1", operation="delay_task")
+
+
+MALFORMED = {
+    "malformed": [{"acq": 3}, [1, 2, 3], "nonsense", None],
+    "legacy": [[0, {"agent_address": "observatory.old", "session_id": "1.0"}]],
+    "bad_op_codes": [[[3], {"agent_address": "observatory.x"}]],
+    "bad_op_code": [[{"acq": 99}, {"agent_address": "observatory.x"}]],
+    "bad_op_name": [[{"": 3}, {"agent_address": "observatory.x"}]],
+    "bad_agent_address": [[{"acq": 3}, {"session_id": "1.0"}]],
+    "bad_field": [[{"acq": 3}, {"agent_address": "observatory.x", "agent_class": 5}]],
+}
+
+
+def test_malformed_heartbeats_are_counted_and_harmless(bed, exporter):
+    exporter.wait_metric("ocs_agent_up", 1, instance_id="fake1")
+    before = exporter.metrics()
+    topic = "observatory.spoof.feeds.heartbeat"
+    expected = {}
+    for reason, payloads in MALFORMED.items():
+        for payload in payloads:
+            bed.router.publish(topic, payload)
+        expected[reason] = before.get("ocs_exporter_heartbeats_invalid_total", reason=reason) + len(
+            payloads
+        )
+
+    def counted():
+        metrics = exporter.metrics()
+        return all(
+            metrics.get("ocs_exporter_heartbeats_invalid_total", reason=r) == n
+            for r, n in expected.items()
+        )
+
+    testbed.wait_for(counted, 10, "every malformed heartbeat to be counted")
+    assert exporter.get("/-/ready")[0] == 200
+    metrics = exporter.metrics()
+    assert metrics.get("ocs_agent_up", instance_id="fake1") == 1
+    assert metrics.get("ocs_agent_up", instance_id="x") is None
+    assert metrics.get("ocs_agent_up", instance_id="old") is None
+    assert "rejected heartbeat from observatory.x" in exporter.log()
+
+
+def test_text_output_passes_promtool_and_openmetrics_is_served(exporter):
+    exporter.wait_metric("ocs_agent_up", 1, instance_id="fake1")
+    status, headers, body = exporter.get("/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    status, headers, body = exporter.get(
+        "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert status == 200 and headers["Content-Type"].startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n") and b"ocs_agent_up{" in body
+
+
+def test_pages_and_probes(exporter):
+    status, _, body = exporter.get("/")
+    assert status == 200 and b'href="/metrics"' in body
+    assert exporter.get("/-/healthy")[0] == 200
+    assert exporter.get("/-/ready")[0] == 200
+    assert exporter.get("/nope")[0] == 404
+
+
+@pytest.mark.parametrize("serializer", ["json", "cbor", "msgpack"])
+def test_every_serializer_hears_agents(bed, exporter, serializer):
+    other = bed.start_exporter("--wamp.serializers", serializer, "--log.format", "json")
+    try:
+        other.wait_metric("ocs_op_code", 3, instance_id="fake1", operation="acq")
+        first = json.loads(other.log().splitlines()[0])
+        assert {"ts", "level", "logger", "msg"} <= first.keys()
+    finally:
+        other.stop()
+
+
+def test_router_restart_disconnects_then_heartbeats_flow_again(own_bed):
+    own_bed.start_agent("fake9")
+    exporter = own_bed.start_exporter("--wamp.max-retry-delay", "2")
+    exporter.wait_metric("ocs_agent_up", 1, instance_id="fake9")
+    own_bed.router.stop()
+    exporter.wait_metric("ocs_exporter_crossbar_connected", 0, timeout=15)
+    assert exporter.get("/-/ready")[0] == 503
+    own_bed.router.start()
+    exporter.wait_metric("ocs_exporter_crossbar_connected", 1, timeout=60)
+    seen = exporter.metrics().get("ocs_agent_last_heartbeat_timestamp_seconds", instance_id="fake9")
+
+    def fresh_heartbeat():
+        metrics = exporter.metrics()
+        last = metrics.get("ocs_agent_last_heartbeat_timestamp_seconds", instance_id="fake9")
+        return last > seen and metrics.get("ocs_agent_up", instance_id="fake9") == 1
+
+    testbed.wait_for(fresh_heartbeat, 90, "heartbeats from the reconnected agent")
+    log = exporter.log()
+    assert log.count("lost router") == 1
+    assert log.count("rejoined realm") == 1
+    assert exporter.proc.poll() is None
+
+
+def chromium(*args: str, profile) -> subprocess.CompletedProcess:
+    """Debian's Chromium, headless, with nothing reaching outside this machine."""
+    return subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            *args,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_status_page_in_a_browser(bed, exporter, output_dir, tmp_path):
+    exporter.wait_metric("ocs_agent_up", 1, instance_id="fake1")
+    bed.client("fake1").delay_task(delay=0, succeed=False)
+    exporter.wait_metric("ocs_op_code", 6, timeout=10, instance_id="fake1", operation="delay_task")
+    dom = chromium("--dump-dom", exporter.url + "/", profile=tmp_path / "p1")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = dom.stdout.decode()
+    assert "<title>OCS Exporter</title>" in page
+    row = page[page.index('data-instance-id="fake1"') :].split("</tr>")[0]
+    assert "UP" in row and "FakeDataAgent" in row and "observatory.fake1" in row
+    assert "acq RUNNING" in row and "delay_task FAILED" in row
+    assert 'data-instance-id="fake2"' in page
+    shot = output_dir / "status-page.png"
+    shot.unlink(missing_ok=True)
+    result = chromium(
+        f"--screenshot={shot}",
+        "--window-size=1200,700",
+        exporter.url + "/",
+        profile=tmp_path / "p2",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -1,0 +1,178 @@
+"""Outages and floods on a real router: the exporter keeps telling the truth."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import testbed
+from exporter.state import MAX_OPERATIONS
+
+BAD = {"agent_address": "observatory.x", "session_id": "1.0"}
+MALFORMED = {
+    "malformed": [{"acq": 3}, [1, 2, 3], "nonsense", None, [{"acq": 3}, "feed"]],
+    "legacy": [[0, {"agent_address": "observatory.old", "session_id": "1.0"}]],
+    "bad_op_codes": [[[3], BAD], [{f"op{i}": 1 for i in range(MAX_OPERATIONS + 1)}, BAD]],
+    "bad_op_code": [[{"acq": 99}, BAD], [{"acq": "3"}, BAD], [{"acq": 2.5}, BAD]],
+    "bad_op_name": [[{"": 3}, BAD], [{"a\x07b": 3}, BAD], [{"x" * 5000: 3}, BAD]],
+    "bad_agent_address": [
+        [{"acq": 3}, {"session_id": "1.0"}],
+        [{"acq": 3}, {"agent_address": "observatory." + "y" * 5000}],
+        [{"acq": 3}, {"agent_address": "observatory.evil\nname"}],
+        [{"acq": 3}, {"agent_address": "elsewhere.z"}],
+    ],
+    "bad_field": [[{"acq": 3}, {**BAD, "agent_class": ["x"]}]],
+}
+REPEAT = 250  # 19 kinds x 250 = 4,750 malformed heartbeats
+
+
+def publish(bed, *args: str, timeout: float = 120) -> int:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.publisher",
+            "--url",
+            bed.router.url,
+            "--realm",
+            testbed.REALM,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return int(result.stdout.split()[-1])
+
+
+@pytest.fixture(scope="module")
+def agent(bed):
+    bed.start_agent("rel1")
+    return "rel1"
+
+
+def test_flood_of_malformed_heartbeats_is_counted_by_reason_and_harmless(bed, agent, tmp_path):
+    exporter = bed.start_exporter()
+    exporter.wait_metric("ocs_agent_up", 1, instance_id=agent)
+    payloads = [p for kind in MALFORMED.values() for p in kind]
+    (tmp_path / "bad.json").write_text(json.dumps(payloads))
+    checks: list[tuple[int, float | None]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                ready = exporter.get("/-/ready")[0]
+                up = exporter.metrics().get("ocs_agent_up", instance_id=agent)
+            except Exception as exc:  # reported by the test, not lost in the thread
+                ready, up = repr(exc), None
+            checks.append((ready, up))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        sent = publish(bed, "--payloads", str(tmp_path / "bad.json"), "--repeat", str(REPEAT))
+    finally:
+        stop.set()
+        watcher.join()
+    assert sent == len(payloads) * REPEAT >= 4000
+    expected = {reason: len(kind) * REPEAT for reason, kind in MALFORMED.items()}
+
+    def counted() -> bool:
+        metrics = exporter.metrics()
+        return all(
+            metrics.get("ocs_exporter_heartbeats_invalid_total", reason=r) == n
+            for r, n in expected.items()
+        )
+
+    testbed.wait_for(counted, 30, f"every malformed heartbeat counted by reason: {expected}")
+    assert checks and all(c == (200, 1.0) for c in checks), checks
+    metrics = exporter.metrics()
+    agents = {s.labels["instance_id"] for s in metrics.samples if s.name == "ocs_agent_up"}
+    assert agent in agents and not agents & {"x", "old", "z", "flood", "evil\nname"}
+    log = exporter.log()
+    # Logged at most once a minute per agent: a handful of lines, not thousands.
+    assert 1 <= log.count("rejected heartbeat") <= 10
+
+
+def test_scrapes_keep_working_and_heartbeats_keep_flowing_under_load(bed, agent):
+    exporter = bed.start_exporter("--web.telemetry-path", "/metrics")
+    exporter.wait_metric("ocs_agent_up", 1, instance_id=agent)
+    before = exporter.metrics().get("ocs_exporter_heartbeats_total")
+    # Clients that never finish their request, and clients that never read the answer.
+    hung = []
+    for i in range(20):
+        sock = socket.create_connection(("127.0.0.1", exporter.port))
+        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + (b"\r\n" if i % 2 else b"")
+        sock.sendall(request)
+        hung.append(sock)
+    scrapes: list[tuple[float, float]] = []  # (duration, heartbeats_total)
+    done = threading.Event()
+
+    errors: list[str] = []
+
+    def scrape_repeatedly() -> None:
+        while not done.is_set():
+            start = time.monotonic()
+            try:
+                metrics = exporter.metrics()  # urllib timeout 10 s, Prometheus' default
+            except Exception as exc:  # reported by the test, not lost in the thread
+                errors.append(f"scrape failed: {exc!r}")
+                continue
+            scrapes.append((time.monotonic() - start, metrics.get("ocs_exporter_heartbeats_total")))
+            if metrics.get("ocs_agent_up", instance_id=agent) != 1:
+                errors.append(f"{agent} not up during the flood")
+
+    scraper = threading.Thread(target=scrape_repeatedly)
+    scraper.start()
+    try:
+        sent = publish(bed, "--agents", "3000", "--seconds", "10")
+    finally:
+        done.set()
+        scraper.join()
+        for sock in hung:
+            sock.close()
+    assert sent == 3000 * 10  # the whole schedule, however busy the machine
+    assert not errors, errors[:5]
+    durations = sorted(d for d, _ in scrapes)
+    print(
+        f"\n{len(scrapes)} scrapes during {sent} heartbeats: median "
+        f"{durations[len(durations) // 2] * 1000:.0f} ms, max {durations[-1] * 1000:.0f} ms"
+    )
+    assert len(scrapes) >= 5  # each one completed within the 10 s scrape timeout
+    totals = [t for _, t in scrapes]
+    assert totals == sorted(totals) and totals[-1] > totals[0]  # heartbeats kept arriving
+
+    def all_received() -> bool:
+        return exporter.metrics().get("ocs_exporter_heartbeats_total") - before >= sent
+
+    testbed.wait_for(all_received, 30, f"the exporter to count all {sent} heartbeats")
+    assert exporter.get("/-/ready")[0] == 200
+
+
+def test_exporter_restart_hears_agents_again_within_a_heartbeat(bed, agent):
+    exporter = bed.start_exporter()
+    exporter.wait_metric("ocs_agent_up", 1, instance_id=agent)
+    port = exporter.port
+    exporter.stop()
+    exporter.proc = subprocess.Popen(
+        exporter.proc.args,
+        stdout=open(exporter.log_path, "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    bed.exporters.append(exporter)
+    exporter.wait_ready()
+    ready = time.monotonic()
+    exporter.wait_metric("ocs_agent_up", 1, timeout=10, instance_id=agent)
+    print(f"\nagent heard {time.monotonic() - ready:.2f} s after the restarted exporter was ready")
+    assert exporter.port == port

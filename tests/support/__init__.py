@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: fakes for unit tests, and what talks to the real processes."""

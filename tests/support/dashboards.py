@@ -1,0 +1,174 @@
+"""The provisioned Grafana dashboards as data: panels, variables and queries, and
+Grafana's variables substituted."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+PROVISIONING = ROOT / "grafana" / "provisioning"
+
+
+DASHBOARDS = PROVISIONING / "dashboards" / "ocs"
+
+
+# Where the Grafana container sees PROVISIONING.
+MOUNT = PurePosixPath("/etc/grafana/provisioning")
+
+
+DATASOURCE_UID = "ocs-prometheus"
+
+
+FILES = {
+    "ocs-overview.json": "ocs-overview",
+    "ocs-agent.json": "ocs-agent",
+    "ocs-exporter.json": "ocs-exporter",
+}
+
+
+UIDS = tuple(FILES.values())
+
+
+AGENT_DASHBOARDS = ("ocs-overview", "ocs-agent")
+
+
+DATASOURCE_REFS = (
+    {"type": "prometheus", "uid": "${datasource}"},
+    {"type": "prometheus", "uid": "$datasource"},
+)
+
+
+OPCODES = {
+    "1": "NONE",
+    "2": "STARTING",
+    "3": "RUNNING",
+    "4": "STOPPING",
+    "5": "SUCCEEDED",
+    "6": "FAILED",
+    "7": "EXPIRED",
+    "8": "DEGRADED",
+}
+
+
+# Every per-agent metric: the dashboards' filters must apply to each.
+AGENT_METRICS = (
+    "ocs_agent_info",
+    "ocs_agent_up",
+    "ocs_agent_last_heartbeat_timestamp_seconds",
+    "ocs_agent_heartbeat_gap_seconds",
+    "ocs_agent_start_timestamp_seconds",
+    "ocs_agent_restarts_total",
+    "ocs_op_code",
+    "ocs_op_info",
+    "ocs_op_last_change_timestamp_seconds",
+    "ocs_op_transitions_total",
+)
+
+
+BUILTINS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s"}
+
+
+# Values that select everything: what Grafana sends with "All" chosen in every variable.
+ALL_VARIABLES = {
+    "datasource": DATASOURCE_UID,
+    "agent_class": ".*",
+    "agent": ".*",
+    "instance": ".*",
+    "__rate_interval": "1m",
+    "__interval": "15s",
+    "__interval_ms": "15000",
+    "__range": "1h",
+    "__range_s": "3600",
+}
+
+
+# $name, ${name}, ${name:format}, ${name.path}, and the deprecated [[name]], [[name:format]].
+VARIABLE = re.compile(
+    r"\$\{(?P<braced>\w+)(?:\.[^:}]*)?(?::[^}]*)?\}"
+    r"|\[\[(?P<old>\w+)(?::[^\]]*)?\]\]"
+    r"|\$(?P<bare>\w+)"
+)
+
+
+LABEL_VALUES = re.compile(r"^\s*label_values\((?P<selector>.+),\s*\w+\s*\)\s*$", re.DOTALL)
+
+
+QUERY_RESULT = re.compile(r"^\s*query_result\((?P<expr>.+)\)\s*$", re.DOTALL)
+
+
+def substitute(expr: str, variables: dict[str, str]) -> str:
+    """`expr` with Grafana's variables replaced by `variables[name]`.
+
+    Covers `$name`, `${name}`, `${name:format}` and `[[name]]`, built-ins included (give
+    `__rate_interval`, `__interval`, `__range`, `__range_s`, ... as names). Values are put in
+    as given, whatever the format: pass them already formatted (`.*`, `a|b`). A variable with
+    no value raises KeyError; `$1` and the like are left alone (label_replace references).
+    """
+
+    def replace(match: re.Match) -> str:
+        name = match["braced"] or match["old"] or match["bare"]
+        if name in variables:
+            return variables[name]
+        if name.isdigit():
+            return match[0]
+        raise KeyError(f"no value for Grafana variable ${name} in {expr!r}")
+
+    return VARIABLE.sub(replace, expr)
+
+
+@cache
+def dashboards() -> dict[str, dict]:
+    """Every dashboard by uid."""
+    loaded = [json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))]
+    return {dashboard["uid"]: dashboard for dashboard in loaded}
+
+
+def panels(container: dict):
+    """Every panel, rows and the panels of collapsed rows included."""
+    for panel in container.get("panels", []):
+        yield panel
+        yield from panels(panel)
+
+
+def variables(dashboard: dict) -> dict[str, dict]:
+    return {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+
+
+def variable_query(variable: dict) -> str:
+    query = variable.get("query", "")
+    return query.get("query", "") if isinstance(query, dict) else query
+
+
+def panel_queries(uids: tuple[str, ...] = UIDS) -> list[tuple[str, str, str]]:
+    return [
+        (uid, panel["title"], target["expr"])
+        for uid in uids
+        for panel in panels(dashboards()[uid])
+        for target in panel.get("targets", [])
+    ]
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    """(dashboard uid, panel title, expr) for every query of every dashboard.
+
+    Every panel target's `expr`, then every query variable, titled `variable NAME`: for
+    `label_values(SELECTOR, label)` the SELECTOR (e.g. `ocs_agent_up`), for
+    `query_result(EXPR)` the EXPR. Skipped: datasource variables, and variable queries with no
+    series selector (`label_values(label)`, `label_names()`, `metrics(...)`). The expressions
+    still hold Grafana variables: see `substitute` and ALL_VARIABLES.
+    """
+    queries = panel_queries()
+    for uid, dashboard in dashboards().items():
+        for name, variable in variables(dashboard).items():
+            if variable["type"] != "query":
+                continue
+            query = variable_query(variable)
+            match = LABEL_VALUES.match(query) or QUERY_RESULT.match(query)
+            if match:
+                queries.append((uid, f"variable {name}", match[match.lastgroup]))
+    return queries

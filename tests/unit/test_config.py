@@ -1,0 +1,230 @@
+"""Configuration: flags, environment, the OCS site config file, and the errors."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.config import ConfigError, env_name, settings_from_args
+
+HUB = {
+    "wamp_server": "ws://127.0.0.1:8001/ws",
+    "wamp_http": "http://127.0.0.1:8001/call",
+    "wamp_realm": "test_realm",
+    "address_root": "observatory",
+}
+
+
+def site(tmp_path: Path, data, name: str = "default.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for key in list(__import__("os").environ):
+        if key.startswith("OCS_EXPORTER_") or key == "OCS_CONFIG_DIR":
+            monkeypatch.delenv(key)
+
+
+def test_defaults_from_the_site_file(tmp_path):
+    s = settings_from_args(["--site-file", str(site(tmp_path, {"hub": HUB}))])
+    assert (s.wamp_url, s.realm, s.address_root) == (
+        HUB["wamp_server"],
+        "test_realm",
+        "observatory",
+    )
+    assert s.agent_timeout == 5.0
+    assert (s.listen_host, s.listen_port) == ("", 10020)
+    assert s.telemetry_path == "/metrics"
+    assert (s.log_level, s.log_format) == ("info", "text")
+    assert s.serializers == ("msgpack", "cbor", "json")
+
+
+def test_ocs_config_dir_and_site_name(tmp_path, monkeypatch):
+    site(tmp_path, {"hub": HUB})
+    site(tmp_path, {"hub": {**HUB, "wamp_realm": "other"}}, "north.yaml")
+    monkeypatch.setenv("OCS_CONFIG_DIR", str(tmp_path))
+    assert settings_from_args([]).realm == "test_realm"
+    assert settings_from_args(["--site", "north"]).realm == "other"
+
+
+def test_ocs_override_flags_win_over_the_file(tmp_path):
+    path = site(tmp_path, {"hub": HUB})
+    s = settings_from_args(
+        [
+            "--site-file",
+            str(path),
+            "--site-hub",
+            "wss://router:8443/ws",
+            "--site-realm",
+            "r2",
+            "--address-root",
+            "south",
+        ]
+    )
+    assert (s.wamp_url, s.realm, s.address_root) == ("wss://router:8443/ws", "r2", "south")
+
+
+def test_no_file_needed_when_every_hub_setting_is_given():
+    s = settings_from_args(
+        ["--site-hub", "ws://h:1/ws", "--site-realm", "r", "--address-root", "observatory"]
+    )
+    assert s.site_file is None and s.realm == "r"
+
+
+def test_environment_sets_flags_and_flags_win(tmp_path, monkeypatch):
+    path = site(tmp_path, {"hub": HUB})
+    monkeypatch.setenv("OCS_EXPORTER_AGENT_TIMEOUT", "7.5")
+    monkeypatch.setenv("OCS_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:9999")
+    monkeypatch.setenv("OCS_EXPORTER_LOG_FORMAT", "json")
+    s = settings_from_args(["--site-file", str(path), "--log.format", "text"])
+    assert s.agent_timeout == 7.5
+    assert (s.listen_host, s.listen_port) == ("127.0.0.1", 9999)
+    assert s.log_format == "text"
+
+
+def test_env_names():
+    assert env_name("--web.listen-address") == "OCS_EXPORTER_WEB_LISTEN_ADDRESS"
+    assert env_name("--agent-timeout") == "OCS_EXPORTER_AGENT_TIMEOUT"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(":10020", ("", 10020)), ("0.0.0.0:1", ("0.0.0.0", 1)), ("[::1]:80", ("::1", 80))],
+)
+def test_listen_addresses(tmp_path, value, expected):
+    path = site(tmp_path, {"hub": HUB})
+    s = settings_from_args(["--site-file", str(path), "--web.listen-address", value])
+    assert (s.listen_host, s.listen_port) == expected
+
+
+BAD = {
+    "no site at all": (None, [], "no site config"),
+    "missing file": ("MISSING", [], "no such file"),
+    "yaml syntax": ("hub: [unclosed\n", [], "YAML syntax error at line"),
+    "not a mapping": ("- a\n- b\n", [], "not a mapping"),
+    "no hub": ({"hosts": {}}, [], "missing key 'hub'"),
+    "hub not a mapping": ({"hub": "x"}, [], "'hub' is not a mapping"),
+    "no realm": ({"hub": {**HUB, "wamp_realm": None}}, [], "missing key 'hub.wamp_realm'"),
+    "realm a number": ({"hub": {**HUB, "wamp_realm": 5}}, [], "'hub.wamp_realm' is not"),
+    "bad scheme": ({"hub": {**HUB, "wamp_server": "http://x/ws"}}, [], "hub.wamp_server: bad URL"),
+    "bad port": ({"hub": {**HUB, "wamp_server": "ws://x:99999/ws"}}, [], "bad URL"),
+    "bad flag URL": ({"hub": HUB}, ["--site-hub", "nonsense"], "--site-hub: bad URL"),
+    "bad timeout": ({"hub": HUB}, ["--agent-timeout", "-1"], "--agent-timeout"),
+    "bad listen": ({"hub": HUB}, ["--web.listen-address", "nope"], "--web.listen-address"),
+    "bad level": ({"hub": HUB}, ["--log.level", "loud"], "--log.level"),
+    "bad serializer": ({"hub": HUB}, ["--wamp.serializers", "xml"], "--wamp.serializers"),
+    "bad path": ({"hub": HUB}, ["--web.telemetry-path", "metrics"], "--web.telemetry-path"),
+}
+
+
+@pytest.mark.parametrize("data, flags, message", BAD.values(), ids=BAD.keys())
+def test_config_errors(tmp_path, data, flags, message):
+    args = list(flags)
+    if data == "MISSING":
+        args += ["--site-file", str(tmp_path / "absent.yaml")]
+    elif data is not None:
+        args += ["--site-file", str(site(tmp_path, data))]
+    with pytest.raises(ConfigError, match=None) as raised:
+        settings_from_args(args)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "data, flags, message",
+    [BAD["missing file"], BAD["yaml syntax"], BAD["no hub"], BAD["bad scheme"]],
+    ids=["missing file", "yaml syntax", "no hub", "bad url"],
+)
+def test_config_errors_exit_with_one_line(tmp_path, run_exporter, data, flags, message):
+    path = tmp_path / "absent.yaml" if data == "MISSING" else site(tmp_path, data)
+    code, out, err = run_exporter("--site-file", str(path), *flags)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("ocs-exporter: error: ")
+    assert message in err and str(path) in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_occupied_port_exits_with_one_line(tmp_path, run_exporter):
+    path = site(tmp_path, {"hub": HUB})
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _out, err = run_exporter(
+            "--site-file", str(path), "--web.listen-address", f"127.0.0.1:{port}"
+        )
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert f"127.0.0.1:{port}" in err and "in use" in err
+    assert "Traceback" not in err
+
+
+def all_flags() -> list[str]:
+    from exporter.config import build_parser
+
+    flags = [
+        option
+        for action in build_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option not in ("--help", "--version")
+    ]
+    assert len(flags) > 20
+    return flags
+
+
+def test_help_documents_every_flag_and_its_variable(run_exporter):
+    code, out, _err = run_exporter("--help")
+    assert code == 0
+    text = " ".join(out.split())
+    for flag in all_flags():
+        assert flag in text
+        assert env_name(flag) in text.replace(" ", ""), flag
+
+
+def test_readme_documents_every_flag_and_its_variable():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for flag in all_flags():
+        assert f"`{flag}" in readme, flag
+        assert f"`{env_name(flag)}`" in readme, env_name(flag)
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("0", 0),
+        ("90", 90),
+        ("30s", 30),
+        ("15m", 900),
+        ("24h", 86400),
+        ("7d", 604800),
+        ("1.5h", 5400),
+    ],
+)
+def test_durations(value, seconds):
+    from exporter.config import parse_duration
+
+    assert parse_duration("--forget-after", value) == seconds
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "10x", "", "nan"])
+def test_bad_durations(value):
+    from exporter.config import parse_duration
+
+    with pytest.raises(ConfigError, match="--forget-after"):
+        parse_duration("--forget-after", value)
+
+
+def test_forget_after_and_max_agents(tmp_path):
+    path = site(tmp_path, {"hub": HUB})
+    s = settings_from_args(["--site-file", str(path)])
+    assert (s.forget_after, s.max_agents) == (86400, 20000)
+    s = settings_from_args(["--site-file", str(path), "--forget-after", "0", "--max-agents", "5"])
+    assert (s.forget_after, s.max_agents) == (0, 5)
+    with pytest.raises(ConfigError, match="--max-agents"):
+        settings_from_args(["--site-file", str(path), "--max-agents", "many"])

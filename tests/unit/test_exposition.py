@@ -1,0 +1,292 @@
+"""The fast agent renderer against the reference collector, and the metrics page body."""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import random
+import subprocess
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+from twisted.internet import defer
+from twisted.web import server
+from twisted.web.test.requesthelper import DummyRequest
+
+from exporter.render.exposition import BLOCK_SIZE, INDEX, SPLICE_MAX, AgentExposition
+from exporter.state import AgentState, ExpectedAgent
+from testbed.reference import AgentCollector
+from tests.support.fakes import FakeClock, heartbeat
+from tests.support.metrics import make_state, one_member, page, reference, samples
+
+
+def test_same_samples_as_the_reference_collector_while_agents_change():
+    clock = FakeClock()
+    state = make_state(clock)
+    exposition = AgentExposition(state)
+    for step in range(6):
+        assert samples(exposition.render().decode()) == samples(reference(state)), step
+        clock.advance(2)  # some agents expire on the way
+        state.ingest(heartbeat(f"agent-{step}", {"new": 6}, session_id=f"s{step}"))
+        state.ingest(heartbeat(f"extra-{step}", {"acq": 3}))
+
+
+def test_forgotten_agents_leave_the_output_and_their_block():
+    clock = FakeClock()
+    state = make_state(clock, 5)
+    exposition = AgentExposition(state)
+    assert b'instance_id="agent-0"' in exposition.render()
+    clock.advance(99)
+    state.ingest(heartbeat("agent-0"))
+    clock.advance(2)
+    text = exposition.render().decode()
+    assert 'instance_id="agent-0"' in text and 'instance_id="agent-1"' not in text
+    assert list(exposition._block_of) == ["observatory.agent-0"]
+    assert sum(block.size for block in exposition._blocks) == 1
+
+
+def pieces_by_block(exposition: AgentExposition) -> list[dict]:
+    return [dict(block.pieces) for block in exposition._blocks]
+
+
+def test_only_the_changed_families_of_a_changed_agents_block_are_made_again():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    n = 3 * BLOCK_SIZE
+    for i in range(n):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    exposition = AgentExposition(state)
+    exposition.render()
+    assert len(exposition._blocks) == 3
+    before = pieces_by_block(exposition)
+    clock.advance(1)
+    for i in range(n):  # heartbeats that change nothing but the time
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    state.ingest(heartbeat(f"agent-{BLOCK_SIZE + 1}", {"acq": 6}))  # block 1 changes
+    exposition.render()
+    after = pieces_by_block(exposition)
+    for index in (0, 2):
+        assert all(after[index][f] is before[index][f] for f in before[index])
+    remade = {f for f in after[1] if after[1][f] is not before[1].get(f)}
+    moved = ("ocs_op_code", "ocs_op_last_change_timestamp_seconds", "ocs_op_transitions")
+    assert remade == {INDEX[name] for name in moved}  # not ocs_agent_info, _up, ...
+    assert samples(exposition.render().decode()) == samples(reference(state))
+
+
+def test_an_agent_going_down_remakes_its_block_only():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    for i in range(2 * BLOCK_SIZE):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    exposition = AgentExposition(state)
+    exposition.render()
+    before = pieces_by_block(exposition)
+    clock.advance(4)
+    for i in range(1, 2 * BLOCK_SIZE):  # all but agent-0 keep heartbeating
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    clock.advance(2)
+    text = exposition.render().decode()
+    assert 'ocs_op_code{agent_address="observatory.agent-0",instance_id="agent-0",' in text
+    assert samples(text) == samples(reference(state))
+    after = pieces_by_block(exposition)
+    assert after[0][INDEX["ocs_agent_up"]] is not before[0][INDEX["ocs_agent_up"]]
+    assert all(after[1][f] is before[1][f] for f in before[1])
+
+
+def test_freed_room_in_blocks_is_reused():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, forget_after=10)
+    for i in range(2 * BLOCK_SIZE):
+        state.ingest(heartbeat(f"old-{i}"))
+    exposition = AgentExposition(state)
+    exposition.render()
+    clock.advance(11)  # every old agent is forgotten
+    for i in range(2 * BLOCK_SIZE):
+        state.ingest(heartbeat(f"new-{i}"))
+    assert samples(exposition.render().decode()) == samples(reference(state))
+    assert len(exposition._blocks) == 2  # the freed room, not new blocks
+    assert sorted(block.size for block in exposition._blocks) == [BLOCK_SIZE, BLOCK_SIZE]
+
+
+def test_many_agents_with_churn_match_the_reference():
+    clock = FakeClock()
+    state = make_state(clock, 5 * BLOCK_SIZE + 3)
+    exposition = AgentExposition(state, op_state=True)
+    rng = random.Random(3)
+    for step in range(8):
+        for _ in range(10):
+            i = rng.randrange(6 * BLOCK_SIZE)
+            state.ingest(heartbeat(f"agent-{i}", {"op1": rng.randint(1, 8)}, session_id=f"s{step}"))
+        clock.advance(rng.choice([0.5, 3, 40]))  # expiry and forgetting on the way
+        registry = CollectorRegistry()
+        registry.register(AgentCollector(state, op_state=True))
+        want = samples(generate_latest(registry).decode())
+        assert samples(exposition.render().decode()) == want, step
+        om = exposition.render(openmetrics=True).decode() + "# EOF\n"
+        assert samples(om, parse_om) >= {s for s in want if not s[0].startswith("ocs_op_state")}
+
+
+def test_text_body_passes_promtool():
+    body = page(FakeClock()).body(openmetrics=False, compress=False)
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    names = {f.name for f in parse_text(body.decode())}
+    assert {"ocs_agent_up", "ocs_op_code", "ocs_exporter_heartbeats"} <= names
+
+
+def test_openmetrics_body_is_valid_and_ends_once_with_eof():
+    body = page(FakeClock()).body(openmetrics=True, compress=False).decode()
+    assert body.endswith("# EOF\n") and body.count("# EOF") == 1
+    text_samples = samples(page(FakeClock()).body(openmetrics=False, compress=False).decode())
+    om_samples = samples(body, parse_om)
+    agent_names = ("ocs_agent_up", "ocs_op_code", "ocs_agent_last_heartbeat_timestamp_seconds")
+    assert {s for s in om_samples if s[0] in agent_names} == {
+        s for s in text_samples if s[0] in agent_names
+    }
+
+
+def test_gzip_body_is_one_member_of_the_same_text_in_both_formats():
+    clock = FakeClock()
+    metrics = page(clock)
+    for openmetrics in (False, True):
+        plain = metrics.body(openmetrics=openmetrics, compress=False)
+        body = metrics.body(openmetrics=openmetrics, compress=True)
+        assert one_member(body) == plain
+        assert gzip.decompress(body) == plain
+
+
+def test_spliced_blocks_match_blocks_made_afresh_byte_for_byte():
+    """A few agents of a block change at a time (their lines are spliced in) or many do
+    (the block is made again), in every way an agent can change; after each step the
+    output equals that of a renderer that never saw the earlier steps."""
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, forget_after=60)
+    rng = random.Random(11)
+    n = 2 * BLOCK_SIZE + 5
+    ops = ["acq", "count", "set_heartbeat", 'we"ird\\', "delay_task"]
+    expected = [ExpectedAgent(f"agent-{i}", "Listed", "host-a", i % 2 == 0) for i in range(4)]
+    quiet = [ExpectedAgent(f"quiet-{i}", "Listed", "host-b", True) for i in range(3)]
+    state.set_expected(expected + quiet)
+    for i in range(n):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    exposition = AgentExposition(state, op_state=True)
+    kept = [True] * n  # agents that keep heartbeating
+    for step in range(60):
+        moved = rng.sample(range(n), rng.choice([1, 1, 2, SPLICE_MAX, SPLICE_MAX + 3, n]))
+        for i in moved:
+            change = rng.randrange(6)
+            if change == 0:  # operations come, go and change state
+                chosen = rng.sample(ops, rng.randint(0, len(ops)))
+                state.ingest(heartbeat(f"agent-{i}", {op: rng.randint(1, 8) for op in chosen}))
+            elif change == 1:  # a restart, with another class
+                state.ingest(heartbeat(f"agent-{i}", {"acq": 1}, f"{step}.5", f"C{step % 3}"))
+            elif change == 2:
+                session = state.session_of(f"observatory.agent-{i}")
+                types = {op: rng.choice(["task", "process"]) for op in ops}
+                state.set_op_types(f"observatory.agent-{i}", session, types)
+            elif change == 3:  # goes silent, later expires
+                kept[i] = False
+            else:
+                kept[i] = True
+        if step % 7 == 0:
+            state.set_expected(expected[: rng.randint(0, len(expected))] + quiet)
+        if step % 9 == 4:  # a listed agent never heard so far is heard
+            state.ingest(heartbeat(f"quiet-{step // 9}", {"acq": 3}))
+        clock.advance(rng.choice([0.5, 1.0, 3.0]))
+        for i in range(n):
+            if kept[i]:
+                state.ingest(again(state, i))
+        assert exposition.render() == AgentExposition(state, op_state=True).render(), step
+    assert samples(exposition.render().decode()) == samples(reference(state, op_state=True))
+
+
+def again(state: AgentState, i: int) -> list:
+    """The agent's last heartbeat again: it changes nothing but the time."""
+    agent = state._agents.get(f"observatory.agent-{i}")
+    if agent is None or agent.last_wall is None:
+        return heartbeat(f"agent-{i}", {"acq": 3})
+    return heartbeat(f"agent-{i}", dict(agent.op_codes), agent.session_id, agent.agent_class)
+
+
+def test_the_cyclic_collector_is_paused_while_rows_live_and_resumed_after(monkeypatch):
+    state = make_state(FakeClock(), 3)
+    exposition = AgentExposition(state)
+    seen = []
+    rows = state.rows
+
+    def watched_rows():
+        seen.append(gc.isenabled())
+        return rows()
+
+    monkeypatch.setattr(state, "rows", watched_rows)
+    assert gc.isenabled()
+    exposition.render()
+    assert seen == [False] and gc.isenabled()
+
+    def failing_rows():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(state, "rows", failing_rows)
+    with pytest.raises(RuntimeError):
+        exposition.render()
+    assert gc.isenabled()
+    gc.disable()  # a process that turned it off itself keeps it off
+    try:
+        monkeypatch.setattr(state, "rows", rows)
+        exposition.render()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_after_runs_on_the_render_thread_once_each_response_is_handed_over():
+    """``after`` (the service gives back freed memory there) follows every scrape, on the
+    same ``run`` as the rendering, after the response, and also after a failed one."""
+    calls = []
+
+    def run(fn, *args):
+        calls.append(getattr(fn, "__name__", "after"))
+        return defer.maybeDeferred(fn, *args)
+
+    metrics = page(FakeClock())
+    metrics.run, metrics.after = run, lambda: calls.append("trimmed")
+    request = DummyRequest([b""])
+    request.requestHeaders.setRawHeaders(b"accept-encoding", [b"gzip"])
+    assert metrics.render_GET(request) is server.NOT_DONE_YET
+    assert request.finished and one_member(b"".join(request.written)).startswith(b"# HELP")
+    assert calls == ["body", "<lambda>", "trimmed"]
+
+    def broken(openmetrics, compress):
+        raise RuntimeError("boom")
+
+    calls.clear()
+    metrics.body = broken
+    failing = DummyRequest([b""])
+    metrics.render_GET(failing)
+    assert failing.responseCode == 500 and calls == ["broken", "<lambda>", "trimmed"]
+
+
+def test_a_listed_agent_first_heard_gets_its_time_lines_in_place():
+    """Its heartbeat time and gap lines are spliced in between its neighbours', and later
+    splices in the same block still find every agent's lines."""
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    state.ingest(heartbeat("agent-0", {"acq": 3}))
+    state.set_expected([ExpectedAgent("quiet", "Listed", "host-b", True)])
+    for i in range(1, 6):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    exposition = AgentExposition(state)
+    timed = [line for line in exposition.render().splitlines() if b"heartbeat_" in line]
+    assert timed and not [line for line in timed if b'instance_id="quiet"' in line]
+    clock.advance(1)
+    state.ingest(heartbeat("quiet", {"acq": 3}))  # heard: spliced
+    assert exposition.render() == AgentExposition(state).render()
+    for i in (3, 0, 5):  # later splices around it
+        clock.advance(1)
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 6}))
+        assert exposition.render() == AgentExposition(state).render(), i
+    assert len(exposition._blocks) == 1

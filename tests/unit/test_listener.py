@@ -1,0 +1,153 @@
+"""The listener's event handling, driven directly with a fake clock (no router)."""
+
+import logging
+
+from twisted.internet.task import Clock
+
+from exporter.state import AgentState
+from exporter.wamp.listener import HeartbeatListener, heartbeat_topic
+from tests.support.fakes import heartbeat
+
+
+def make():
+    state = AgentState("observatory", 5.0)
+    listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())
+    return state, listener
+
+
+def test_topic_is_the_wildcard_heartbeat_topic():
+    assert heartbeat_topic("site7") == "site7..feeds.heartbeat"
+
+
+def test_one_positional_argument_is_a_heartbeat():
+    state, listener = make()
+    listener._on_heartbeat(heartbeat("fake1"))
+    assert [a.instance_id for a in state.snapshot().agents] == ["fake1"]
+
+
+def test_other_call_shapes_are_malformed():
+    state, listener = make()
+    op_codes, feed = heartbeat("fake1")
+    listener._on_heartbeat(op_codes, feed)
+    listener._on_heartbeat()
+    listener._on_heartbeat(heartbeat("fake1"), extra=1)
+    assert state.snapshot().agents == ()
+    assert state.snapshot_counters().invalid["malformed"] == 3
+
+
+def test_rejections_are_logged_once_a_minute_per_agent(caplog):
+    state, listener = make()
+    with caplog.at_level(logging.WARNING, logger="exporter.wamp.listener"):
+        for _ in range(100):
+            listener._on_heartbeat(heartbeat("a", {"acq": 0}))
+            listener._on_heartbeat(heartbeat("b", {"acq": 0}))
+    assert state.snapshot_counters().invalid["bad_op_code"] == 200
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "observatory.a" in messages[0] and "bad_op_code" in messages[0]
+
+
+class Details:
+    reason = "wamp.close.transport_lost"
+
+
+def test_an_outage_is_logged_once(caplog):
+    _, listener = make()
+    listener.connected = True
+    with caplog.at_level(logging.WARNING, logger="exporter.wamp.listener"):
+        listener._on_connect_failure(None, ConnectionRefusedError("refused"))
+        listener._on_leave(None, Details())
+        listener._on_disconnect(None, was_clean=False)
+        for _ in range(5):
+            listener._on_connect_failure(None, ConnectionRefusedError("refused"))
+    assert not listener.connected
+    assert len(caplog.records) == 1
+    assert "lost router" in caplog.records[0].getMessage()
+
+
+def test_failing_to_join_from_the_start_is_logged_once(caplog):
+    _, listener = make()
+    with caplog.at_level(logging.WARNING, logger="exporter.wamp.listener"):
+        for _ in range(5):
+            listener._on_connect_failure(None, ConnectionRefusedError("Connection refused"))
+    assert len(caplog.records) == 1
+    assert "cannot join realm r" in caplog.records[0].getMessage()
+
+
+def test_listener_tells_the_state_about_outages_and_rejoins():
+    from tests.support.fakes import FakeClock
+
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())
+    listener._on_heartbeat(heartbeat("fake1"))
+    listener.connected = True
+    listener._on_disconnect(None, was_clean=False)
+    clock.advance(60)
+    assert not state.snapshot().agents[0].up
+
+    class Session:
+        def subscribe(self, handler, topic, options):
+            from twisted.internet.defer import succeed
+
+            return succeed(None)
+
+    listener._on_join(Session(), None)
+    assert listener.connected
+    assert state.snapshot().agents[0].up  # grace after the rejoin
+
+
+def test_refused_agents_are_logged_once(caplog):
+    state = AgentState("observatory", 5.0, max_agents=1)
+    listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())
+    with caplog.at_level(logging.WARNING, logger="exporter.wamp.listener"):
+        for i in range(10):
+            listener._on_heartbeat(heartbeat(f"a{i}"))
+    assert state.snapshot_counters().refused == 9
+    assert len(caplog.records) == 1 and "--max-agents=1" in caplog.records[0].getMessage()
+
+
+def test_tls_errors_read_as_one_short_line():
+    from OpenSSL import SSL
+
+    from exporter.wamp.listener import describe
+
+    error = SSL.Error([("SSL routines", "", "certificate verify failed")])
+    assert describe(error) == "TLS: certificate verify failed"
+    assert describe(ConnectionRefusedError("Connection refused\nmore")) == "Connection refused more"
+
+
+def test_get_api_calls_are_queued_with_a_bound_on_calls_in_flight(caplog):
+    from twisted.internet.defer import Deferred, succeed
+
+    from exporter.wamp.listener import GET_API_IN_FLIGHT
+
+    state = AgentState("observatory", 5.0)
+    listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())
+    calls: list[tuple[str, Deferred]] = []
+
+    class Session:
+        def subscribe(self, handler, topic, options):
+            return succeed(None)
+
+        def call(self, address, query):
+            d = Deferred()
+            calls.append((address, d))
+            return d
+
+    listener._on_join(Session(), None)
+    for i in range(100):
+        listener._on_heartbeat(heartbeat(f"a{i}", {"acq": 3}))
+    assert len(calls) == GET_API_IN_FLIGHT  # the rest wait their turn
+    api = {"tasks": [], "processes": [["acq", {}, {}]]}
+    with caplog.at_level(logging.INFO, logger="exporter.wamp.listener"):
+        while calls:
+            address, d = calls.pop(0)
+            if address.endswith("0"):
+                d.errback(RuntimeError("no answer"))
+            else:
+                d.callback(api)
+    queries = state.snapshot_counters().op_type_queries
+    assert queries == {"ok": 90, "failed": 10}
+    assert all(a.op_types in ({"acq": "process"}, None) for a in state.snapshot().agents)
+    assert len([r for r in caplog.records if "get_api" in r.getMessage()]) == 1

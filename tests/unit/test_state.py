@@ -1,0 +1,343 @@
+import pytest
+
+from exporter.state import (
+    EXPIRED,
+    MAX_NAME_LENGTH,
+    MAX_OPERATIONS,
+    REASONS,
+    AgentState,
+    InvalidHeartbeat,
+    LogThrottle,
+)
+from tests.support.fakes import FakeClock, heartbeat
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def state(clock):
+    return AgentState("observatory", timeout=5.0, monotonic=clock.monotonic, wall=clock.time)
+
+
+def agents(state):
+    """The snapshot's view of every agent, checked against what rows() (the scrape's
+    cheaper path) says of liveness, heartbeat time and gap."""
+    views = {a.instance_id: a for a in state.snapshot().agents}
+    rows = {agent.instance_id: (up, last, gap) for agent, _, up, last, gap in state.rows()}
+    assert rows == {
+        name: (view.up, view.last_heartbeat, view.heartbeat_gap) for name, view in views.items()
+    }
+    return views
+
+
+def test_first_heartbeat_records_the_agent(state, clock):
+    state.ingest(heartbeat("fake1"))
+    (agent,) = state.snapshot().agents
+    assert agent.address == "observatory.fake1"
+    assert agent.instance_id == "fake1"
+    assert agent.agent_class == "FakeDataAgent"
+    assert agent.session_id == "1795518440.6412797"
+    assert agent.up
+    assert agent.last_heartbeat == clock.wall
+    assert agent.expired_at is None
+    assert agent.op_codes == {"acq": 3, "count": 3, "set_heartbeat": 1, "delay_task": 1}
+
+
+def test_up_until_exactly_the_timeout(state, clock):
+    state.ingest(heartbeat())
+    clock.advance(4.999)
+    assert agents(state)["fake1"].up
+    clock.advance(0.001)  # exactly 5.0 s since the heartbeat: no longer "less than"
+    assert not agents(state)["fake1"].up
+
+
+def test_expired_agent_reports_every_op_code_expired(state, clock):
+    state.ingest(heartbeat(op_codes={"acq": 3, "delay_task": 6}))
+    clock.advance(6)
+    agent = agents(state)["fake1"]
+    assert not agent.up
+    assert agent.op_codes == {"acq": EXPIRED, "delay_task": EXPIRED}
+
+
+def test_expiry_time_is_when_the_timeout_elapsed_and_stays_fixed(state, clock):
+    state.ingest(heartbeat())
+    last = clock.wall
+    clock.advance(6)
+    first = agents(state)["fake1"].expired_at
+    clock.advance(60)
+    assert agents(state)["fake1"].expired_at == first == last + 5.0
+
+
+def test_heartbeat_after_expiry_brings_the_agent_back(state, clock):
+    state.ingest(heartbeat(op_codes={"acq": 3}))
+    clock.advance(30)
+    state.ingest(heartbeat(op_codes={"acq": 3}))
+    agent = agents(state)["fake1"]
+    assert agent.up and agent.expired_at is None and agent.op_codes == {"acq": 3}
+
+
+def test_wall_clock_jumps_never_mark_agents_down(state, clock):
+    state.ingest(heartbeat())
+    clock.wall += 3600  # NTP step forward
+    assert agents(state)["fake1"].up
+    clock.wall -= 7200  # and back
+    clock.mono += 1
+    assert agents(state)["fake1"].up
+
+
+def test_restart_replaces_op_codes(state, clock):
+    state.ingest(heartbeat(op_codes={"acq": 3, "old_task": 5}, session_id="1.0"))
+    clock.advance(1)
+    state.ingest(heartbeat(op_codes={"acq": 1}, session_id="2.0"))
+    agent = agents(state)["fake1"]
+    assert agent.op_codes == {"acq": 1}
+    assert agent.session_id == "2.0"
+
+
+def test_op_code_changes_within_a_session_are_recorded(state, clock):
+    state.ingest(heartbeat(op_codes={"delay_task": 2}))
+    clock.advance(1)
+    state.ingest(heartbeat(op_codes={"delay_task": 6}))
+    assert agents(state)["fake1"].op_codes == {"delay_task": 6}
+
+
+def test_unchanged_heartbeat_moves_only_the_time(state, clock):
+    state.ingest(heartbeat())
+    clock.advance(4)
+    state.ingest(heartbeat())
+    clock.advance(4)
+    agent = agents(state)["fake1"]
+    assert agent.up
+    assert agent.last_heartbeat == clock.wall - 4
+
+
+def test_heartbeats_are_counted(state):
+    for _ in range(3):
+        state.ingest(heartbeat())
+    with pytest.raises(InvalidHeartbeat):
+        state.ingest(None)
+    counters = state.snapshot_counters()
+    assert counters.heartbeats == 4
+    assert counters.invalid["malformed"] == 1
+    assert sum(counters.invalid.values()) == 1
+
+
+def _with_feed(**changes):
+    payload = heartbeat("bad")
+    payload[1].update(changes)
+    for key, value in list(changes.items()):
+        if value is KeyError:
+            del payload[1][key]
+    return payload
+
+
+BAD_PAYLOADS = {
+    "not a list": ({"acq": 3}, "malformed"),
+    "None": (None, "malformed"),
+    "one element": ([{"acq": 3}], "malformed"),
+    "three elements": ([{}, {}, {}], "malformed"),
+    "string": ("[{}, {}]", "malformed"),
+    "feed not a mapping": ([{"acq": 3}, "observatory.bad"], "malformed"),
+    "legacy bare 0": ([0, heartbeat("bad")[1]], "legacy"),
+    "op codes a list": ([[3, 3], heartbeat("bad")[1]], "bad_op_codes"),
+    "op codes a string": (["acq", heartbeat("bad")[1]], "bad_op_codes"),
+    "op codes false": ([False, heartbeat("bad")[1]], "bad_op_codes"),
+    "too many operations": (
+        heartbeat("bad", {f"op{i}": 1 for i in range(MAX_OPERATIONS + 1)}),
+        "bad_op_codes",
+    ),
+    "code 0": (heartbeat("bad", {"acq": 0}), "bad_op_code"),
+    "code 9": (heartbeat("bad", {"acq": 9}), "bad_op_code"),
+    "code a string": (heartbeat("bad", {"acq": "3"}), "bad_op_code"),
+    "code a float": (heartbeat("bad", {"acq": 3.0}), "bad_op_code"),
+    "code a bool": (heartbeat("bad", {"acq": True}), "bad_op_code"),
+    "code None": (heartbeat("bad", {"acq": None}), "bad_op_code"),
+    "name a number": (heartbeat("bad", {3: 3}), "bad_op_name"),
+    "name empty": (heartbeat("bad", {"": 3}), "bad_op_name"),
+    "name with a newline": (heartbeat("bad", {"a\nb": 3}), "bad_op_name"),
+    "name too long": (heartbeat("bad", {"a" * (MAX_NAME_LENGTH + 1): 3}), "bad_op_name"),
+    "no agent_address": (_with_feed(agent_address=KeyError), "bad_agent_address"),
+    "agent_address a number": (_with_feed(agent_address=7), "bad_agent_address"),
+    "agent_address outside the root": (
+        _with_feed(agent_address="elsewhere.x"),
+        "bad_agent_address",
+    ),
+    "agent_address the bare root": (_with_feed(agent_address="observatory."), "bad_agent_address"),
+    "agent_address with a control char": (
+        _with_feed(agent_address="observatory.a\x00b"),
+        "bad_agent_address",
+    ),
+    "agent_class a list": (_with_feed(agent_class=["x"]), "bad_field"),
+    "session_id a float": (_with_feed(session_id=1.5), "bad_field"),
+}
+
+
+def test_reasons_cover_every_bad_payload():
+    assert {reason for _, reason in BAD_PAYLOADS.values()} == set(REASONS)
+
+
+@pytest.mark.parametrize("payload, reason", BAD_PAYLOADS.values(), ids=BAD_PAYLOADS.keys())
+def test_bad_payload_is_rejected_counted_and_harmless(state, clock, payload, reason):
+    state.ingest(heartbeat("good", {"acq": 3}))
+    before = state.snapshot()
+    with pytest.raises(InvalidHeartbeat) as raised:
+        state.ingest(payload)
+    assert raised.value.reason == reason
+    assert state.snapshot() == before  # no agent added, none touched
+    assert state.snapshot_counters().invalid[reason] == 1
+
+
+def test_bad_payload_from_a_known_agent_keeps_its_state(state, clock):
+    state.ingest(heartbeat("fake1", {"acq": 3}))
+    with pytest.raises(InvalidHeartbeat):
+        state.ingest(heartbeat("fake1", {"acq": 42}))
+    agent = agents(state)["fake1"]
+    assert agent.op_codes == {"acq": 3}
+
+
+def test_rejection_names_the_agent_when_it_can(state):
+    with pytest.raises(InvalidHeartbeat) as raised:
+        state.ingest(heartbeat("fake1", {"acq": 42}))
+    assert raised.value.agent_address == "observatory.fake1"
+
+
+def test_missing_session_id_and_class_are_tolerated(state):
+    payload = heartbeat("old")
+    del payload[1]["session_id"], payload[1]["agent_class"]
+    state.ingest(payload)
+    agent = agents(state)["old"]
+    assert agent.session_id is None and agent.agent_class == ""
+
+
+def test_log_throttle_allows_once_per_interval_per_key(clock):
+    throttle = LogThrottle(60.0, monotonic=clock.monotonic)
+    assert throttle.allow("a")
+    assert throttle.allow("b")
+    assert not throttle.allow("a")
+    clock.advance(59.9)
+    assert not throttle.allow("a")
+    clock.advance(0.1)
+    assert throttle.allow("a")
+    assert throttle.suppressed == 2
+
+
+def test_log_throttle_memory_is_bounded(clock):
+    throttle = LogThrottle(60.0, monotonic=clock.monotonic, max_keys=3)
+    assert all(throttle.allow(k) for k in "abc")
+    assert not throttle.allow("d")  # full of recent keys
+    clock.advance(61)
+    assert throttle.allow("d")  # old keys pruned
+
+
+def test_grace_after_rejoin_for_agents_up_when_the_router_was_lost(state, clock):
+    state.ingest(heartbeat("alive", {"acq": 3}))
+    state.ingest(heartbeat("dead", {"acq": 3}))
+    clock.advance(20)  # 'dead' stopped long before the outage
+    state.ingest(heartbeat("alive", {"acq": 3}))
+    clock.advance(1)
+    state.connection_lost()
+    clock.advance(30)  # the outage: no heartbeat can arrive
+    assert not agents(state)["alive"].up  # unknown during the outage, as the registry says
+    state.connection_restored()
+    clock.advance(4.9)
+    view = agents(state)
+    assert view["alive"].up and view["alive"].op_codes == {"acq": 3}
+    assert not view["dead"].up  # it was down before the outage: no grace
+    clock.advance(0.1)  # one timeout after the rejoin, still silent: down
+    assert not agents(state)["alive"].up
+
+
+def test_grace_expiry_time_is_one_timeout_after_the_rejoin(state, clock):
+    state.ingest(heartbeat("a"))
+    last = clock.wall
+    state.connection_lost()
+    clock.advance(10)
+    state.connection_restored()
+    clock.advance(6)
+    assert agents(state)["a"].expired_at == last + 10 + 5.0
+
+
+def test_heartbeat_during_grace_counts_as_usual(state, clock):
+    state.ingest(heartbeat("a"))
+    state.connection_lost()
+    clock.advance(10)
+    state.connection_restored()
+    clock.advance(2)
+    state.ingest(heartbeat("a"))
+    clock.advance(4.9)
+    assert agents(state)["a"].up
+    clock.advance(0.2)
+    assert not agents(state)["a"].up
+
+
+def test_no_grace_without_an_outage(state, clock):
+    state.connection_restored()  # the first join
+    state.ingest(heartbeat("a"))
+    clock.advance(5)
+    assert not agents(state)["a"].up
+
+
+def test_silent_agents_are_forgotten(clock):
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, forget_after=60)
+    state.ingest(heartbeat("old"))
+    clock.advance(30)
+    state.ingest(heartbeat("new"))
+    clock.advance(29.9)
+    assert set(agents(state)) == {"old", "new"}
+    clock.advance(0.1)
+    assert set(agents(state)) == {"new"}
+    counters = state.snapshot_counters()
+    assert counters.forgotten == 1 and counters.agents == 1
+    state.ingest(heartbeat("old"))  # heard again: back
+    assert set(agents(state)) == {"old", "new"}
+
+
+def test_max_agents_refuses_new_agents_and_counts(clock):
+    from exporter.state import AgentRefused
+
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, max_agents=2)
+    state.ingest(heartbeat("a"))
+    state.ingest(heartbeat("b"))
+    with pytest.raises(AgentRefused):
+        state.ingest(heartbeat("c"))
+    state.ingest(heartbeat("a", {"acq": 6}))  # known agents still update
+    assert agents(state)["a"].op_codes == {"acq": 6}
+    counters = state.snapshot_counters()
+    assert counters.refused == 1 and counters.agents == 2 and counters.heartbeats == 4
+
+
+def test_max_agents_makes_room_by_forgetting_first(clock):
+    state = AgentState(
+        "observatory", 5.0, clock.monotonic, clock.time, forget_after=60, max_agents=1
+    )
+    state.ingest(heartbeat("a"))
+    clock.advance(61)
+    state.ingest(heartbeat("b"))
+    assert set(agents(state)) == {"b"}
+
+
+def test_agents_share_their_transition_keys():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    for i in range(3):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 6}))
+    keys = [list(state._agents[f"observatory.agent-{i}"].transitions) for i in range(3)]
+    assert keys[0] == [("acq", 3), ("acq", 6)]
+    assert all(a is b for other in keys[1:] for a, b in zip(keys[0], other, strict=True))
+
+
+def test_agents_with_the_same_operation_types_share_one_dict():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    types = {"acq": "process", "count": "task"}
+    for i, answer in enumerate([types, dict(reversed(types.items())), {"acq": "task"}]):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}, session_id=f"s{i}"))
+        state.set_op_types(f"observatory.agent-{i}", f"s{i}", answer)
+    kept = [state._agents[f"observatory.agent-{i}"].op_types for i in range(3)]
+    assert kept[0] == types and kept[0] is kept[1]  # the same types, whatever their order
+    assert kept[2] == {"acq": "task"} and kept[2] is not kept[0]
+    assert state.snapshot().agents[1].op_types == types
