@@ -347,24 +347,37 @@ def find_site_file(args: argparse.Namespace) -> Path | None:
     return None
 
 
-def load_site_file(path: Path) -> Mapping:
-    """An OCS site config file, checked to be a mapping with a ``hub`` mapping."""
+def load_yaml(path: Path, what: str) -> dict:
+    """The mapping in the YAML file ``path`` (an empty file is an empty mapping); every
+    problem a ConfigError of one line: ``<what> <path>: <problem>``."""
+
+    def fail(problem: str) -> ConfigError:
+        return ConfigError(f"{what} {path}: " + " ".join(problem.split()))
+
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"site config {path}: no such file") from None
-    except OSError as exc:
-        raise ConfigError(f"site config {path}: cannot read: {exc.strerror}") from None
+        raise fail("no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"site config {path}: YAML syntax error{where}: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"site config {path}: YAML error: {exc}") from None
+        raise fail(f"YAML syntax error{where}: {exc.problem}") from None
+    except yaml.YAMLError:
+        raise fail("YAML error") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"site config {path}: not a mapping of keys")
+        raise fail("not a mapping of keys")
+    return data
+
+
+def load_site_file(path: Path) -> Mapping:
+    """An OCS site config file, checked to be a mapping with a ``hub`` mapping."""
+    data = load_yaml(path, "site config")
     hub = data.get("hub")
     if hub is None:
         raise ConfigError(f"site config {path}: missing key 'hub'")

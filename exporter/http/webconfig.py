@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -34,7 +33,7 @@ from OpenSSL import SSL
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from zope.interface import implementer
 
-from exporter.config import ConfigError
+from exporter.config import ConfigError, load_yaml
 
 TLS_VERSIONS = {
     "TLS10": SSL.TLS1_VERSION,
@@ -117,24 +116,7 @@ def _openssl_reason(exc: SSL.Error) -> str:
 def load_web_config(path: Path | str) -> WebConfig:
     """Read, check and build everything ``path`` asks for; ConfigError on any problem."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise _fail(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(path, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise _fail(path, f"YAML syntax error{where}: {exc.problem}") from None
-    except yaml.YAMLError:
-        raise _fail(path, "YAML error") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise _fail(path, "not a mapping of keys")
+    data = load_yaml(path, "web config")
     _check_keys(path, data, "", ("tls_server_config", "basic_auth_users"))
     tls = _tls_settings(path, data.get("tls_server_config"))
     users = _users(path, data.get("basic_auth_users"))

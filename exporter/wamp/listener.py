@@ -3,66 +3,26 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from autobahn.twisted.component import Component
-from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
-from exporter.config import ConfigError, WampAuth, WampTLS
+from exporter.config import WampAuth, WampTLS
 from exporter.state import AgentRefused, AgentState, InvalidHeartbeat, LogThrottle
+from exporter.wamp.errors import describe
+from exporter.wamp.tls import client_tls
 
 log = logging.getLogger("exporter.wamp.listener")
 
 INITIAL_RETRY_DELAY = 1.0
 RETRY_DELAY_GROWTH = 1.5
 RETRY_DELAY_JITTER = 0.1
-
-
-def describe(exc: BaseException) -> str:
-    """A short, one-line reason for a WAMP or connection error."""
-    if isinstance(exc, ApplicationError):
-        message = exc.error_message()
-    elif type(exc).__module__.startswith("OpenSSL") and exc.args and isinstance(exc.args[0], list):
-        reasons = [str(entry[-1]) for entry in exc.args[0] if isinstance(entry, tuple)]
-        message = "TLS: " + ("; ".join(reasons) or type(exc).__name__)
-    else:
-        message = str(exc) or type(exc).__name__
-    return " ".join(message.split())
-
-
-def client_tls(hostname: str, tls: WampTLS) -> Any:
-    """Twisted client TLS options: trust ``tls.ca_file`` (else the system's CAs), and show
-    a client certificate if one is configured. Raises ConfigError on unusable files."""
-    from twisted.internet import ssl  # noqa: PLC0415 - pyOpenSSL only when TLS is used
-
-    trust = None
-    client = None
-    try:
-        if tls.ca_file:
-            pems = re.findall(
-                rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
-                tls.ca_file.read_bytes(),
-                re.DOTALL,
-            )
-            if not pems:
-                raise ConfigError(f"--wamp.tls-ca-file {tls.ca_file}: no PEM certificate in it")
-            trust = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(p) for p in pems])
-        if tls.cert_file and tls.key_file:
-            client = ssl.PrivateCertificate.loadPEM(
-                tls.cert_file.read_bytes() + b"\n" + tls.key_file.read_bytes()
-            )
-    except ConfigError:
-        raise
-    except Exception as exc:  # pyOpenSSL raises several kinds
-        raise ConfigError(f"--wamp.tls-* files: cannot load: {describe(exc)}") from None
-    return ssl.optionsForClientTLS(hostname, trustRoot=trust, clientCertificate=client)
 
 
 def authentication(auth: WampAuth | None) -> dict:

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import testbed
 from exporter.config import DEFAULT_PORT
-from exporter.http import healthcheck
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -189,18 +187,3 @@ def test_the_package_builds_with_its_entry_point_and_dependencies(tmp_path):
         "bcrypt",
     }
     assert "ocs-exporter = exporter.cli:main" in entry_points
-
-
-def test_healthcheck_fails_when_nothing_listens(capsys):
-    assert healthcheck.main([f"127.0.0.1:{testbed.free_port()}"]) == 1
-    assert "/-/healthy" in capsys.readouterr().err
-
-
-def test_healthcheck_rejects_a_bad_address():
-    assert healthcheck.main(["nonsense"]) == 2
-
-
-def test_healthcheck_passes_against_a_running_exporter(bed):
-    exporter = bed.start_exporter(wait_ready=False)
-    testbed.wait_for(lambda: testbed.port_open(exporter.port), 30, "the exporter's port")
-    assert healthcheck.main([f":{exporter.port}"]) == 0

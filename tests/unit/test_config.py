@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from exporter.config import ConfigError, env_name, settings_from_args
+from tests.support.cli import all_flags
 
 HUB = {
     "wamp_server": "ws://127.0.0.1:8001/ws",
@@ -165,19 +166,6 @@ def test_occupied_port_exits_with_one_line(tmp_path, run_exporter):
     assert "Traceback" not in err
 
 
-def all_flags() -> list[str]:
-    from exporter.config import build_parser
-
-    flags = [
-        option
-        for action in build_parser()._actions
-        for option in action.option_strings
-        if option.startswith("--") and option not in ("--help", "--version")
-    ]
-    assert len(flags) > 20
-    return flags
-
-
 def test_help_documents_every_flag_and_its_variable(run_exporter):
     code, out, _err = run_exporter("--help")
     assert code == 0
@@ -185,13 +173,6 @@ def test_help_documents_every_flag_and_its_variable(run_exporter):
     for flag in all_flags():
         assert flag in text
         assert env_name(flag) in text.replace(" ", ""), flag
-
-
-def test_readme_documents_every_flag_and_its_variable():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    for flag in all_flags():
-        assert f"`{flag}" in readme, flag
-        assert f"`{env_name(flag)}`" in readme, env_name(flag)
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,7 @@ def test_refused_agents_are_logged_once(caplog):
 def test_tls_errors_read_as_one_short_line():
     from OpenSSL import SSL
 
-    from exporter.wamp.listener import describe
+    from exporter.wamp.errors import describe
 
     error = SSL.Error([("SSL routines", "", "certificate verify failed")])
     assert describe(error) == "TLS: certificate verify failed"
