@@ -26,13 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from zope.interface import implementer
 
+from exporter import pem
 from exporter.config import ConfigError, load_yaml
 
 TLS_VERSIONS = {
@@ -202,33 +200,15 @@ def _users(path: Path, block: Any) -> dict[str, bytes]:
     return users
 
 
-def _read(path: Path, key: str, target: Path) -> bytes:
-    try:
-        return target.read_bytes()
-    except FileNotFoundError:
-        raise _fail(path, f"tls_server_config.{key} {target}: no such file") from None
-    except OSError as exc:
-        raise _fail(
-            path, f"tls_server_config.{key} {target}: cannot read: {exc.strerror}"
-        ) from None
-
-
-def _certificates(path: Path, key: str, target: Path) -> list[x509.Certificate]:
-    try:
-        return x509.load_pem_x509_certificates(_read(path, key, target))
-    except ValueError:
-        raise _fail(path, f"tls_server_config.{key} {target}: no PEM certificate in it") from None
-
-
 def server_context(path: Path, tls: TLSSettings) -> SSL.Context:
     """The OpenSSL server context ``tls`` describes; ``path`` names the file in errors."""
-    chain = _certificates(path, "cert_file", tls.cert_file)
     try:
-        # No password: an encrypted key is an error here, never a prompt on a terminal.
-        key = serialization.load_pem_private_key(_read(path, "key_file", tls.key_file), None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        reason = "encrypted" if "encrypted" in str(exc) else "not a PEM private key"
-        raise _fail(path, f"tls_server_config.key_file {tls.key_file}: {reason}") from None
+        chain = pem.certificates(tls.cert_file, "tls_server_config.cert_file")
+        key = pem.private_key(tls.key_file, "tls_server_config.key_file")
+        if tls.client_ca_file is not None:
+            pem.certificates(tls.client_ca_file, "tls_server_config.client_ca_file")
+    except pem.PEMError as exc:
+        raise _fail(path, str(exc)) from None
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
     # Session resumption with client certificates needs a session id context.
@@ -266,7 +246,6 @@ def _client_auth(path: Path, tls: TLSSettings, ctx: SSL.Context) -> None:
     if tls.requires_client_cert:
         mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
     if tls.client_ca_file is not None:
-        _certificates(path, "client_ca_file", tls.client_ca_file)
         ca_file = os.fsencode(tls.client_ca_file)
         try:
             ctx.load_client_ca(ca_file)  # the names sent in the certificate request
