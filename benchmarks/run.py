@@ -19,14 +19,9 @@ from typing import Any
 
 import testbed
 from benchmarks import procstat, report
-from benchmarks.processes import (
-    ROOT,
-    BenchRouter,
-    add_exporter_python,
-    registry_entry,
-    snapshot_exporter,
-)
+from benchmarks.processes import add_exporter_python, registry_entry, snapshot_exporter
 from benchmarks.step import Step
+from testbed import ROOT
 
 SCHEMA = "ocs-exporter-benchmark/1"
 
@@ -208,11 +203,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "changed since), the same for every N",
         flush=True,
     )
-    router = BenchRouter(args.crossbar, args.workdir, rawsocket=args.load_transport == "rawsocket")
+    router = testbed.Router(
+        args.crossbar, args.workdir, rawsocket=args.load_transport == "rawsocket"
+    )
     try:
         router.start()
         results["router"] = {
-            "pid": router.proc.pid,
+            "pid": router.pid,
             "port": router.port,
             "rawsocket_port": router.rawsocket_port,
             "load_url": router.load_url,
@@ -230,8 +227,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             write(args.out, results)
             print(report.step_table(step, args.serializer), flush=True)
             print(flush=True)
-            if router.proc.poll() is not None:
-                raise RuntimeError(f"crossbar exited with {router.proc.returncode}")
+            router.check_alive()
     finally:
         router.stop()
         results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

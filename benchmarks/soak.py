@@ -36,16 +36,8 @@ from typing import Any
 
 import testbed
 from benchmarks import procstat, scrape, shm
-from benchmarks.processes import (
-    ROOT,
-    Exporter,
-    Generator,
-    Load,
-    add_exporter_python,
-    snapshot_exporter,
-    spawn,
-    start_load,
-)
+from benchmarks.processes import Generator, Load, add_exporter_python, snapshot_exporter
+from testbed import ROOT
 
 SCHEMA = "ocs-exporter-soak/1"
 SAMPLE_EVERY = 10.0  # seconds between samples
@@ -100,24 +92,21 @@ class RestartGroup:
 
     def start(self, go: float | None = None) -> None:
         self.generation += 1
-        block_path = self.workdir / f"restart-group-{self.generation}.counts"
-        block = shm.SharedBlock.generator(block_path, len(self.indices))
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.loadgen",
-            *("--url", self.router_url, "--realm", testbed.REALM),
-            *("--address-root", testbed.ADDRESS_ROOT, "--serializer", self.args.serializer),
-            *("--agents", str(self.args.agents), "--ops", str(self.args.ops)),
-            *("--shard", str(self.shard), "--shards", str(self.shards)),
-            *("--change-every", str(CHANGE_EVERY), "--block", str(block_path)),
-        ]
-        log_path = self.workdir / "restart-group.log"
-        proc = spawn(command, log_path, self.workdir)
-        self.current = Generator(proc, log_path, block, self.indices)
-        self.pids.append(proc.pid)
+        args = self.args
+        self.current = Generator(
+            self.router_url,
+            self.workdir,
+            args.agents,
+            self.shard,
+            self.shards,
+            args.ops,
+            args.serializer,
+            CHANGE_EVERY,
+            name=f"restart-group-{self.generation}",
+        ).start(wait=False)
+        self.pids.append(self.current.pid)
         if go is not None:
-            block.floats[shm.GO_TIME] = go
+            self.current.go(go)
 
     def restart(self, go: float) -> None:
         """Stop publishing, let a tick finish, stop the process; start the next one on the
@@ -147,7 +136,7 @@ class Soak:
         self.args = args
         self.workdir: Path = args.workdir
         self.router = testbed.Router(args.crossbar, self.workdir)
-        self.exporter: Exporter | None = None
+        self.exporter: testbed.Exporter | None = None
         self.load: Load | None = None
         self.group: RestartGroup | None = None
         self.random = random.Random(args.seed)
@@ -167,15 +156,15 @@ class Soak:
         self.result["exporter_source"] = source
         self.router.start()
         site_file = testbed.write_site_file(self.workdir / "site.yaml", self.router.port)
-        port = testbed.free_port()
-        command = testbed.exporter_command(
-            site_file, port, "--log.level", "info", "--wamp.serializers", args.serializer
-        )
-        command[0] = args.exporter_python
-        log_path = self.workdir / "exporter.log"
-        proc = spawn(command, log_path, self.workdir, Path(source["path"]))
-        self.exporter = Exporter(proc, log_path, port)
-        self.load = start_load(
+        self.exporter = testbed.Exporter(
+            site_file,
+            self.workdir,
+            *("--log.level", "info", "--wamp.serializers", args.serializer),
+            python=args.exporter_python,
+            source=Path(source["path"]),
+            log_path=self.workdir / "exporter.log",
+        ).start(wait=False)
+        self.load = Load(
             self.router.url,
             self.workdir,
             args.agents,
@@ -183,20 +172,24 @@ class Soak:
             args.serializer,
             AGENTS_PER_GENERATOR,
             CHANGE_EVERY,
-        )
+        ).start()
         self.group = RestartGroup(args, self.router.url, self.workdir)
-        self.load.stop_agents(self.group.indices)  # simulated by the restart group instead
+        self.load.pause(self.group.indices)  # simulated by the restart group instead
         self.group.start()
-        testbed.wait_for(self.exporter.ready, 60, "the exporter to join")
+        self.exporter.wait_ready(60)
         testbed.wait_for(
             lambda: self.load.ready() and self.group.current.ready(), 60, "the generators"
         )
         self.go = time.time() + 0.5
         self.load.go(self.go)
-        self.group.current.block.floats[shm.GO_TIME] = self.go
-        self.result["router"] = {"port": self.router.port, "pids": [self.router.proc.pid]}
+        self.group.current.go(self.go)
+        self.result["router"] = {"port": self.router.port, "pids": [self.router.pid]}
         self.result["router"]["restarts"] = []
-        self.result["exporter"] = {"pid": self.exporter.pid, "port": port, "log": str(log_path)}
+        self.result["exporter"] = {
+            "pid": self.exporter.pid,
+            "port": self.exporter.port,
+            "log": str(self.exporter.log_path),
+        }
         self.result["load"] = {
             "generator_pids": [g.pid for g in self.load],
             "restart_group": {
@@ -219,13 +212,9 @@ class Soak:
 
     def stop(self) -> None:
         """Stop every process started, all at once, then the router."""
-        procs = [g.proc for g in self.load or []]
-        if self.group is not None and self.group.current is not None:
-            procs.append(self.group.current.proc)
-        if self.exporter is not None:
-            procs.append(self.exporter.proc)
+        current = self.group.current if self.group is not None else None
         try:
-            testbed.stop_processes(procs)
+            testbed.stop_processes([*(self.load or []), current, self.exporter])
         finally:
             self.router.stop()
 
@@ -270,14 +259,12 @@ class Soak:
 
     def churn(self) -> None:
         load, group = self.load, self.group
-        for i in self.paused:
-            flag_agent(load, i, 0)
+        load.pause(self.paused, paused=False)
         resumed = len(self.paused)
         excluded = set(group.indices) | set(self.paused)
         eligible = [i for i in range(self.args.agents) if i not in excluded]
         self.paused = sorted(self.random.sample(eligible, min(self.pause_count(), len(eligible))))
-        for i in self.paused:
-            flag_agent(load, i, 1)
+        load.pause(self.paused)
         group.restart(self.go)
         churn = self.result["churn"]
         churn["periods"] += 1
@@ -290,10 +277,7 @@ class Soak:
         return self.load.sent + self.group.total(shm.SENT)
 
     def rejoined_lines(self) -> int:
-        try:
-            return self.exporter.log_path.read_text(errors="replace").count("rejoined realm")
-        except FileNotFoundError:
-            return 0
+        return self.exporter.log().count("rejoined realm")
 
     def restart_router(self) -> None:
         """Stop crossbar, start it on the same port; then watch (without blocking the
@@ -303,7 +287,7 @@ class Soak:
         stopped = time.time()
         self.router.start()
         up = time.time()
-        self.result["router"]["pids"].append(self.router.proc.pid)
+        self.result["router"]["pids"].append(self.router.pid)
         sent_up = self.sent()
         record = {
             "at_s": round(t0 - self.go, 2),
@@ -368,7 +352,7 @@ class Soak:
             "t_s": round(now - self.go, 2),
             "rss_bytes": mem.get("rss"),
             "peak_rss_bytes": mem.get("peak_rss"),
-            "cpu_s": ex.cpu_seconds(),
+            "cpu_s": procstat.cpu_seconds(ex.pid),
             "sent": self.sent(),
             "skipped": self.load.total(shm.SKIPPED) + self.group.total(shm.SKIPPED),
             "paused": len(self.paused),
@@ -424,7 +408,7 @@ class Soak:
             if now != received:
                 received, changed_at = now, time.time()
             time.sleep(0.25)
-        log = ex.log_path.read_text(errors="replace") if ex.log_path.exists() else ""
+        log = ex.log()
         errors = [line for line in log.splitlines() if ERROR_LINE.search(line)]
         result["final"] = {
             "sent": sent,
@@ -447,12 +431,6 @@ class Soak:
             "error_examples": errors[:10],
             "log_bytes": len(log.encode()),
         }
-
-
-def flag_agent(load: Load, i: int, value: int) -> None:
-    """Stop (1) or resume (0) the heartbeats of agent ``i`` of ``load``."""
-    g = load.generators[i % len(load.generators)]
-    g.block.flags[g.indices.index(i)] = value
 
 
 def rate(new: float | None, old: float | None, dt: float, digits: int = 1) -> float | None:

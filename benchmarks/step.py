@@ -28,17 +28,7 @@ from typing import Any
 
 import testbed
 from benchmarks import procstat, scrape, shm
-from benchmarks.processes import (
-    BenchRouter,
-    Child,
-    Exporter,
-    Load,
-    Subscriber,
-    start_bare,
-    start_exporter,
-    start_load,
-    start_registry,
-)
+from benchmarks.processes import Bare, Counted, Load, Registry, exporter
 
 POLL_INTERVAL = 0.05  # detection polling
 DETECTION_GRACE = 20.0  # seconds past the agent timeout before giving up
@@ -78,7 +68,7 @@ class Step:
     """Runs the phases for one N and collects every number in ``self.result``."""
 
     def __init__(
-        self, args: argparse.Namespace, router: BenchRouter, site_file: Path, n_agents: int
+        self, args: argparse.Namespace, router: testbed.Router, site_file: Path, n_agents: int
     ) -> None:
         self.args = args
         self.router = router
@@ -86,8 +76,8 @@ class Step:
         self.n = n_agents
         self.workdir = Path(args.workdir) / f"n{n_agents}"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.exporter: Exporter | None = None
-        self.subscribers: dict[str, Subscriber] = {}  # "registry", "bare"
+        self.exporter: testbed.Exporter | None = None
+        self.subscribers: dict[str, Counted] = {}  # "registry", "bare"
         self.load: Load | None = None
         self.window = 0.0
         self.connected_samples: list[bool] = []
@@ -103,8 +93,8 @@ class Step:
             "exporter": {},
         }
 
-    def subjects(self) -> dict[str, Child]:
-        found: dict[str, Child] = {"exporter": self.exporter} if self.exporter else {}
+    def subjects(self) -> dict[str, testbed.Process]:
+        found: dict[str, Any] = {"exporter": self.exporter} if self.exporter else {}
         return {**found, **self.subscribers}
 
     # -- the whole step ---------------------------------------------------------------------
@@ -127,16 +117,13 @@ class Step:
         return self.result
 
     def stop(self) -> None:
-        children: list[Any] = [self.load, *self.subscribers.values(), self.exporter]
-        for child in children:
-            if child is not None:
-                child.stop()
+        testbed.stop_processes([*(self.load or []), *self.subjects().values()])
 
     # -- phases -----------------------------------------------------------------------------
 
     def start_subjects(self) -> None:
         args = self.args
-        self.exporter = start_exporter(
+        self.exporter = exporter(
             self.site_file,
             self.workdir,
             args.serializer,
@@ -145,12 +132,14 @@ class Step:
             args.exporter_python,
         )
         if "registry" in args.subjects:
-            self.subscribers["registry"] = start_registry(
+            self.subscribers["registry"] = Registry(
                 self.site_file, self.workdir, args.registry_nice
             )
         if "bare" in args.subjects:
-            self.subscribers["bare"] = start_bare(self.router.url, self.workdir, args.serializer)
+            self.subscribers["bare"] = Bare(self.router.url, self.workdir, args.serializer)
         children = list(self.subjects().values())
+        for child in children:
+            child.start(wait=False)
         testbed.wait_for(
             lambda: all([c.ready() for c in children]), 90, "the subjects to join and subscribe"
         )
@@ -163,7 +152,7 @@ class Step:
 
     def start_load(self) -> None:
         args = self.args
-        self.load = start_load(
+        self.load = Load(
             self.router.load_url,
             self.workdir,
             self.n,
@@ -172,7 +161,7 @@ class Step:
             args.agents_per_generator,
             args.change_every,
             args.period,
-        )
+        ).start()
         testbed.wait_for(self.load.ready, 60, "the load generators to join")
         go = time.time() + 0.5
         self.load.go(go)
@@ -218,8 +207,10 @@ class Step:
 
     def _sample(self) -> dict[str, Any]:
         """Every counter and CPU time that can be read without asking a process."""
-        cpu = {name: child.cpu_seconds() or 0.0 for name, child in self.subjects().items()}
-        cpu["crossbar"] = procstat.group_cpu_seconds(self.router.proc.pid)
+        cpu = {
+            name: procstat.cpu_seconds(child.pid) or 0.0 for name, child in self.subjects().items()
+        }
+        cpu["crossbar"] = procstat.group_cpu_seconds(self.router.pid)
         cpu["generators"] = self.load.cpu_seconds()
         return {
             "t": time.time(),
@@ -293,7 +284,7 @@ class Step:
             "crossbar": {
                 "cpu_s": s1["cpu"]["crossbar"] - s0["cpu"]["crossbar"],
                 "cpu_cores": (s1["cpu"]["crossbar"] - s0["cpu"]["crossbar"]) / window,
-                "processes": len(procstat.group_pids(self.router.proc.pid)),
+                "processes": len(procstat.group_pids(self.router.pid)),
             },
             "generators": {
                 "cpu_s": s1["cpu"]["generators"] - s0["cpu"]["generators"],
@@ -325,7 +316,7 @@ class Step:
         args, ex = self.args, self.exporter
         latencies: list[float] = []
         burst: list[float] = []
-        cpu0, t0 = ex.cpu_seconds(), time.time()
+        cpu0, t0 = procstat.cpu_seconds(ex.pid), time.time()
         deadline = t0 + args.scrapes + args.burst + SCRAPE_PHASE_GRACE
         last = None
         for k in range(args.scrapes + args.burst):
@@ -339,7 +330,7 @@ class Step:
             last = scrape.scrape(ex.metrics_url, timeout=SCRAPE_TIMEOUT)
             (latencies if k < args.scrapes else burst).append(last.latency)
             self.connected_samples.append(last.connected())
-        cpu1, t1 = ex.cpu_seconds(), time.time()
+        cpu1, t1 = procstat.cpu_seconds(ex.pid), time.time()
         every = latencies + burst
         info: dict[str, Any] = {
             "count": len(every),
@@ -372,7 +363,7 @@ class Step:
         names = {i: f"bench-{i}" for i in targets}
         target_names = set(names.values())
         stopped_at = time.time()
-        load.stop_agents(targets)
+        load.pause(targets)
         # None can be down before its timeout has run from its last heartbeat, which was up to
         # one --period before the stop (a heartbeat racing the stop only makes this earlier).
         earliest = min([load.last_sent(i) for i in targets], default=stopped_at)

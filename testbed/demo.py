@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
-import subprocess
 import threading
 from pathlib import Path
 
 import testbed
+from testbed import ROOT
+from testbed.process import P
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "grafana" / "alerts" / "ocs-rules.yml"
 
 AGENTS = {
@@ -37,36 +37,29 @@ class Demo:
         self.crossbar = crossbar
         self.flaky_period = flaky_period
         self.stopping = threading.Event()
-        self.procs: list[subprocess.Popen] = []
-        self.servers: list[testbed.Server | testbed.Router] = []
+        self.started: list[testbed.Process] = []
+
+    def _start(self, process: P) -> P:
+        self.started.append(process)  # before it starts: stop() covers a failed start too
+        return process.start()
 
     def run(self) -> None:
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
         print("starting crossbar ...", flush=True)
-        router = testbed.Router(self.crossbar, self.workdir, port=_port(8001))
-        self.servers.append(router)
-        router.start()
+        router = self._start(testbed.Router(self.crossbar, self.workdir, port=_port(8001)))
         entries = [testbed.fake_agent_entry(name, *args) for name, args in AGENTS.items()]
         site_file = testbed.write_site_file(self.workdir / "site.yaml", router.port, entries)
         for name in AGENTS:
-            self.procs.append(testbed.start_agent(site_file, name, self.workdir))
-
-        exporter_port = _port(10020)
-        exporter_log = open(self.workdir / "exporter.log", "ab")  # noqa: SIM115
-        exporter = subprocess.Popen(
-            testbed.exporter_command(site_file, exporter_port),
-            stdout=exporter_log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            self._start(testbed.Agent(site_file, name, self.workdir))
+        exporter = testbed.Exporter(
+            site_file, self.workdir, port=_port(10020), log_path=self.workdir / "exporter.log"
         )
-        self.procs.append(exporter)
-        exporter_url = f"http://127.0.0.1:{exporter_port}"
-        testbed.wait_for(lambda: testbed.port_open(exporter_port), 30, "the exporter")
+        self._start(exporter)
+        exporter_url = exporter.url
 
-        prometheus_url = self._start_prometheus(exporter_port)
+        prometheus_url = self._start_prometheus(exporter.port)
         threading.Thread(target=self._drive_agents, args=(site_file,), daemon=True).start()
 
         print(
@@ -87,10 +80,9 @@ class Demo:
             flush=True,
         )
         while not self.stopping.wait(1.0):
-            for proc in self.procs:
-                if proc.poll() is not None and proc is exporter:
-                    print(f"the exporter exited ({proc.returncode}); see exporter.log")
-                    return
+            if not exporter.alive():
+                print(f"the exporter exited ({exporter.exit_code()}); see {exporter.log_path}")
+                return
 
     def _start_prometheus(self, exporter_port: int) -> str | None:
         binary = shutil.which("prometheus")
@@ -109,9 +101,7 @@ class Demo:
         prometheus = testbed.Prometheus(
             self.workdir / "prometheus", config, binary=binary, port=_port(9090)
         )
-        self.servers.append(prometheus)
-        prometheus.start()
-        return prometheus.url
+        return self._start(prometheus).url
 
     def _drive_agents(self, site_file: Path) -> None:
         """Fail fake-failed's delay_task once; toggle fake-flaky's heartbeat forever."""
@@ -138,9 +128,10 @@ class Demo:
 
     def stop(self) -> None:
         self.stopping.set()
-        testbed.stop_processes(self.procs)
-        for server in reversed(self.servers):
-            server.stop()
+        router = [p for p in self.started if isinstance(p, testbed.Router)]
+        testbed.stop_processes(p for p in self.started if p not in router)
+        for process in router:  # last: the agents and the exporter leave it cleanly
+            process.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bed import OUTPUT, _testbed
+from tests.support.bed import OUTPUT, Testbed
 from tests.support.webconfig import Pki
 
 INTEGRATION = Path(__file__).resolve().parent / "integration"
@@ -34,13 +34,15 @@ def output_dir() -> Path:
 @pytest.fixture(scope="session")
 def bed(tmp_path_factory):
     """One router for the whole session, shared by every test that allows it."""
-    yield from _testbed(tmp_path_factory, "shared")
+    with Testbed(tmp_path_factory.mktemp("shared")) as shared:
+        yield shared
 
 
 @pytest.fixture
 def own_bed(tmp_path_factory):
     """A router of the test's own, for tests that stop or restart it."""
-    yield from _testbed(tmp_path_factory, "own")
+    with Testbed(tmp_path_factory.mktemp("own")) as own:
+        yield own
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 
 import testbed
+from testbed import Metrics, http_get
 from tests.support.bed import crossbar_path
-from tests.support.scrape import Metrics, http_get
 
 
 def processes_mentioning(text: str) -> list[str]:

@@ -1,19 +1,20 @@
 """A router with a site file, and the agents and exporters started on it, for live tests.
 
-Every process is started on free loopback ports and stopped by ``stop``, pass or fail.
+Every process is started on free loopback ports and stopped when the bed is, pass or fail.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import testbed
-from tests.support.scrape import Exporter
+from testbed import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
+# What every test's exporter runs with, before the test's own flags (the last one wins):
+# agents are down 2 s after their last heartbeat, and the log says everything.
+EXPORTER_FLAGS = ("--agent-timeout", "2", "--log.level", "debug")
 
 
 def crossbar_path() -> str:
@@ -24,27 +25,39 @@ def crossbar_path() -> str:
 
 
 class Testbed:
-    __test__ = False  # a helper, not a test class
+    """A router with a site file, and the agents and exporters started on it; as a context
+    manager, the router runs inside the block and everything is stopped after it."""
 
-    """A router with a site file, and the agents and exporters started on it."""
+    __test__ = False  # a helper, not a test class
 
     def __init__(self, workdir: Path, secured: testbed.Secured | None = None) -> None:
         self.workdir = workdir
         self.router = testbed.Router(crossbar_path(), workdir, secured=secured)
         self.site_file = workdir / "site.yaml"
         self.entries: list[dict] = []
-        self.agents: dict[str, subprocess.Popen] = {}
-        self.exporters: list[Exporter] = []
+        self.agents: dict[str, testbed.Agent] = {}
+        self.exporters: list[testbed.Exporter] = []
+
+    def __enter__(self) -> Testbed:
+        try:
+            self.router.start()
+            self.write_site_file()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def write_site_file(self) -> None:
         testbed.write_site_file(self.site_file, self.router.port, self.entries)
 
-    def start_agent(self, instance_id: str, *arguments: str) -> subprocess.Popen:
+    def start_agent(self, instance_id: str, *arguments: str) -> testbed.Agent:
         self.entries.append(testbed.fake_agent_entry(instance_id, *arguments))
         self.write_site_file()
-        proc = testbed.start_agent(self.site_file, instance_id, self.workdir)
-        self.agents[instance_id] = proc
-        return proc
+        agent = self.agents[instance_id] = testbed.Agent(self.site_file, instance_id, self.workdir)
+        return agent.start()
 
     def client(self, instance_id: str):
         from ocs.ocs_client import OCSClient
@@ -52,26 +65,19 @@ class Testbed:
         return OCSClient(instance_id, args=["--site-file", str(self.site_file)])
 
     def start_exporter(
-        self, *flags: str, wait_ready: bool = True, env: dict | None = None
-    ) -> Exporter:
-        exporter = Exporter.start(self.site_file, self.workdir, *flags, env=env)
-        self.exporters.append(exporter)
-        if wait_ready:
-            exporter.wait_ready()
-        return exporter
+        self,
+        *flags: str,
+        wait_ready: bool = True,
+        env: dict | None = None,
+        site_file: Path | None = None,
+    ) -> testbed.Exporter:
+        """An exporter for the bed's site file (or ``site_file``), with EXPORTER_FLAGS."""
+        exporter = testbed.Exporter(
+            site_file or self.site_file, self.workdir, *EXPORTER_FLAGS, *flags, env=env
+        )
+        self.exporters.append(exporter)  # before it starts: stop() covers a failed start too
+        return exporter.start(wait=wait_ready, timeout=30)
 
     def stop(self) -> None:
-        testbed.stop_processes(
-            [exporter.proc for exporter in self.exporters] + list(self.agents.values())
-        )
+        testbed.stop_processes([*self.exporters, *self.agents.values()])
         self.router.stop()
-
-
-def _testbed(tmp_path_factory, name: str):
-    bed = Testbed(tmp_path_factory.mktemp(name))
-    try:
-        bed.router.start()
-        bed.write_site_file()
-        yield bed
-    finally:
-        bed.stop()
