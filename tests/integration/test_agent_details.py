@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 import testbed
-from tests.support.scrape import Exporter
+from testbed import Exporter
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +30,7 @@ def own_site_file(bed, path, *extra_ids: str):
 
 
 def start(bed, site_file, *flags: str) -> Exporter:
-    exporter = Exporter.start(site_file, bed.workdir, *flags)
-    bed.exporters.append(exporter)
-    exporter.wait_ready()
-    return exporter
+    return bed.start_exporter(*flags, site_file=site_file)
 
 
 def test_configured_agent_never_heard_is_down_from_the_first_scrape(bed, agent, tmp_path):

@@ -22,8 +22,8 @@ import yaml
 import testbed
 from exporter.config import ConfigError
 from exporter.http.webconfig import load_web_config
+from testbed import Metrics
 from tests.support import tls
-from tests.support.scrape import Metrics
 from tests.support.webconfig import (
     BAD_CASES,
     HASH,
