@@ -1,4 +1,5 @@
-# The two commands: `make demo` runs the exporter on a local testbed, `make test` runs every test.
+# The two commands: `make demo` runs the exporter on a local testbed, `make test` runs every test
+# (and builds the documentation, warnings as errors).
 PYTHON ?= python3
 VENV := .venv
 CROSSBAR_VENV := .venv-crossbar
@@ -7,7 +8,7 @@ CROSSBAR_VENV := .venv-crossbar
 RUNTIME_VENV := .venv-runtime
 CROSSBAR_VERSION := 26.10.1
 
-.PHONY: test lint demo system-deps clean bench-env
+.PHONY: test lint docs demo system-deps clean bench-env
 
 bench-env: $(VENV)/.installed $(CROSSBAR_VENV)/.installed $(RUNTIME_VENV)/.installed
 
@@ -34,7 +35,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(VENV)/.installed $(CROSSBAR_VENV)/.installed $(RUNTIME_VENV)/.installed lint
+docs: $(VENV)/.installed
+	$(VENV)/bin/sphinx-build -W -q -b html docs build/docs
+
+test: $(VENV)/.installed $(CROSSBAR_VENV)/.installed $(RUNTIME_VENV)/.installed lint docs
 	$(VENV)/bin/pytest
 
 demo: $(VENV)/.installed $(CROSSBAR_VENV)/.installed
