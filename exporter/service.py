@@ -15,7 +15,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web import server
 
 from exporter.config import ConfigError, Settings, expected_agents, load_site_file
-from exporter.http.basicauth import BasicAuth, BasicAuthResource, find_resource
+from exporter.http.basicauth import BcryptChecker, GuardedRoot, find_resource
 from exporter.http.web import MetricsPage, make_site
 from exporter.render.collector import ExporterCollector
 from exporter.render.exposition import AgentExposition
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Liveness probes (Docker's HEALTHCHECK, Kubernetes) must work without secrets.
-AUTH_EXEMPT = ("/-/healthy",)
+# Liveness and readiness probes (Docker's HEALTHCHECK, Kubernetes) work without secrets.
+AUTH_EXEMPT = ("/-/healthy", "/-/ready")
 
 
 class WebService(service.Service):
@@ -67,7 +67,7 @@ class WebService(service.Service):
             run = partial(threads.deferToThreadPool, reactor, self.bcrypt_pool)
             root = site.resource
             exempt = tuple(find_resource(root, path) for path in AUTH_EXEMPT)
-            site.resource = BasicAuthResource(root, BasicAuth(self.web_config.users, run), exempt)
+            site.resource = GuardedRoot(root, BcryptChecker(self.web_config.users, run), exempt)
 
     def startService(self) -> None:
         context = self.web_config and self.web_config.context

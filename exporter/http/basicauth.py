@@ -1,4 +1,5 @@
-"""Basic auth in front of the web site: bcrypt checked once per credentials, in a thread.
+"""Basic auth in front of the web site: ``twisted.web.guard``, with each user and password
+checked by bcrypt once, on a thread pool.
 
 The users and their bcrypt hashes come from the web config file (:mod:`exporter.http.webconfig`).
 Passwords and hashes never appear in a message, a repr or the log.
@@ -6,8 +7,6 @@ Passwords and hashes never appear in a message, a repr or the log.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import os
@@ -15,22 +14,34 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import bcrypt
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer, threads
-from twisted.python.failure import Failure
-from twisted.web import resource, server
+from twisted.web import guard, resource, server, util
+
+# The guard's own 401 resource, which twisted.web.guard does not export: replaced by ours.
+from twisted.web._auth.wrapper import UnauthorizedResource
+from zope.interface import implementer
+
+from exporter.http.web import client_gone
 
 REALM = "ocs-exporter"
 Key = bytes
 
 
-class BasicAuth:
-    """Checks basic-auth credentials against bcrypt hashes, each pair once per process.
+@implementer(ICredentialsChecker)
+class BcryptChecker:
+    """Checks user names and passwords against bcrypt hashes, each pair once per process.
 
-    A bcrypt check takes ~100 ms, so it runs in a thread (``run_in_thread``, a
+    A bcrypt check is slow by design, so it runs in a thread (``run_in_thread``, a
     ``deferToThread``-like callable) and its outcome, passed or failed, is cached under an
     HMAC of user and password with a key made at start, so neither the password nor an
     unsalted hash of it is kept. Both caches are bounded; failures cannot evict successes.
     """
+
+    credentialInterfaces = (IUsernamePassword,)
 
     def __init__(
         self,
@@ -47,6 +58,11 @@ class BasicAuth:
         self._passed: OrderedDict[Key, None] = OrderedDict()
         self._failed: OrderedDict[Key, None] = OrderedDict()
         self.bcrypt_checks = 0
+
+    def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred:
+        """The user name once the password passes; else UnauthorizedLogin."""
+        user = credentials.username
+        return self.check(user, credentials.password).addCallback(_avatar_id, user)
 
     def _cache_key(self, user: bytes, password: bytes) -> Key:
         return hmac.new(self._key, user + b":" + password, hashlib.sha256).digest()
@@ -91,68 +107,58 @@ class BasicAuth:
         return passed and found is not None
 
 
-def basic_credentials(header: bytes | None) -> tuple[bytes, bytes] | None:
-    """(user, password) from an ``Authorization: Basic ...`` header, else None."""
-    if not header:
-        return None
-    scheme, _, encoded = header.strip().partition(b" ")
-    if scheme.lower() != b"basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user, colon, password = decoded.partition(b":")
-    return (user, password) if colon else None
+def _avatar_id(passed: bool, user: bytes) -> bytes:
+    if not passed:
+        raise UnauthorizedLogin()
+    return user
 
 
-def unauthorized(request: server.Request) -> bytes:
-    request.setResponseCode(401)
-    request.setHeader(b"WWW-Authenticate", f'Basic realm="{REALM}"'.encode())
-    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-    request.setHeader(b"Cache-Control", b"no-store")
-    return b"Unauthorized\n"
+@implementer(IRealm)
+class _WholeSite:
+    """Every user who passes gets the whole site."""
+
+    def __init__(self, root: resource.IResource) -> None:
+        self.root = root
+
+    def requestAvatar(self, avatar_id: bytes, mind: object, *interfaces: object) -> tuple:
+        if resource.IResource not in interfaces:
+            raise NotImplementedError("only web resources here")
+        return resource.IResource, self.root, lambda: None
 
 
-class _Guarded(resource.Resource):
-    """One request's target, rendered once its credentials pass."""
+class Unauthorized(resource.Resource):
+    """The 401 answer, for any method: the challenge, and nothing cached."""
 
     isLeaf = True
 
-    def __init__(self, target: resource.IResource, auth: BasicAuth) -> None:
-        super().__init__()
-        self.target = target
-        self.auth = auth
+    def render(self, request: server.Request) -> bytes:
+        request.setResponseCode(401)
+        request.setHeader(b"WWW-Authenticate", f'Basic realm="{REALM}"'.encode())
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return b"" if request.method == b"HEAD" else b"Unauthorized\n"
 
-    def render(self, request: server.Request) -> bytes | int:
-        credentials = basic_credentials(request.getHeader(b"authorization"))
-        if credentials is None:
-            return unauthorized(request)
-        known = self.auth.cached(*credentials)
-        if known is not None:
-            return self.target.render(request) if known else unauthorized(request)
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-        d = self.auth.check(*credentials)
-        d.addCallbacks(self._answer, self._failed, (request, gone), None, (request, gone))
+
+class _Abandoned(resource.Resource):
+    """For a request whose client hung up while its password was checked: no answer."""
+
+    isLeaf = True
+
+    def render(self, request: server.Request) -> int:
         return server.NOT_DONE_YET
 
-    def _answer(self, passed: bool, request: server.Request, gone: list[bool]) -> None:
-        if gone:  # the client hung up while bcrypt ran
-            return
-        if passed:
-            request.render(self.target)
-        else:
-            request.write(unauthorized(request))
-            request.finish()
 
-    def _failed(self, failure: Failure, request: server.Request, gone: list[bool]) -> None:
-        if not gone:
-            request.processingFailed(failure)
+UNAUTHORIZED = Unauthorized()
+ABANDONED = _Abandoned()
 
 
-class BasicAuthResource(resource.Resource):
-    """Wraps a site's root: every resource needs basic auth but the ``exempt`` ones.
+def _ours(found: resource.IResource) -> resource.IResource:
+    return UNAUTHORIZED if isinstance(found, UnauthorizedResource) else found
+
+
+class GuardedRoot(resource.Resource):
+    """The root of a site with basic auth: ``twisted.web.guard`` in front of ``root``, but
+    for the ``exempt`` resources (the health and readiness probes).
 
     The request is routed first and the resource it reaches decides, so an exemption
     cannot be dodged by spelling the path differently, and an unknown path answers 401.
@@ -161,23 +167,31 @@ class BasicAuthResource(resource.Resource):
     def __init__(
         self,
         root: resource.Resource,
-        auth: BasicAuth,
+        checker: ICredentialsChecker,
         exempt: tuple[resource.IResource, ...] = (),
     ) -> None:
         super().__init__()
         self.root = root
-        self.auth = auth
         self.exempt = exempt
+        portal = Portal(_WholeSite(root), [checker])
+        self.guard = guard.HTTPAuthSessionWrapper(portal, [guard.BasicCredentialFactory(REALM)])
 
     def getChildWithDefault(self, path: bytes, request: server.Request) -> resource.IResource:
+        prepath, postpath = list(request.prepath), list(request.postpath)
         request.postpath.insert(0, request.prepath.pop())
         target = resource.getChildForRequest(self.root, request)
         if any(target is exempt for exempt in self.exempt):
             return target
-        return _Guarded(target, self.auth)
+        request.prepath, request.postpath = prepath, postpath  # the guard routes it again
+        gone = client_gone(request)
+        found = self.guard.getChildWithDefault(path, request)
+        if isinstance(found, util.DeferredResource):  # the login, maybe waiting for bcrypt
+            found.d.addCallback(lambda avatar: ABANDONED if gone() else _ours(avatar))
+        return _ours(found)
 
-    def render(self, request: server.Request) -> bytes | int:
-        return _Guarded(self.root, self.auth).render(request)
+    def render(self, request: server.Request) -> bytes:
+        """Not reached: a Site always leaves the root a path segment to route."""
+        return UNAUTHORIZED.render(request)
 
 
 def find_resource(root: resource.Resource, path: str) -> resource.IResource:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_LATEST
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from twisted.internet import defer, threads
 from twisted.python.failure import Failure
@@ -23,8 +23,16 @@ from exporter.wamp.registry_compat import registry_data
 
 log = logging.getLogger(__name__)
 EOF = b"# EOF\n"
-TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"  # the classic text format
-OPENMETRICS_TYPE = OPENMETRICS_LATEST.encode()
+
+
+def client_gone(request: server.Request) -> Callable[[], bool]:
+    """Asked later, whether the client of ``request`` has hung up since this call, so that
+    work ending after it (a bcrypt check, a rendering in a thread) is not written to a
+    closed connection. Call it before that work starts: a request tells only those who
+    asked before its connection was lost."""
+    gone: list[bool] = []
+    request.notifyFinish().addErrback(lambda _: gone.append(True))
+    return lambda: bool(gone)
 
 
 def respond_later(
@@ -36,11 +44,10 @@ def respond_later(
 ) -> defer.Deferred:
     """Answers ``request`` with the body ``rendered`` gives, unless the client has gone
     meanwhile; a failure is logged and answered 500 with ``error_body``."""
-    gone = []
-    request.notifyFinish().addErrback(lambda _: gone.append(True))
+    gone = client_gone(request)
 
     def send(body: bytes) -> None:
-        if not gone:
+        if not gone():
             for name, value in headers:
                 request.setHeader(name, value)
             request.write(body)
@@ -48,13 +55,41 @@ def respond_later(
 
     def failed(failure: Failure) -> None:
         log.error("rendering %s failed: %s", what, failure.getTraceback())
-        if not gone:
+        if not gone():
             request.setResponseCode(500)
             if error_body:
                 request.write(error_body)
             request.finish()
 
     return rendered.addCallbacks(send, failed)
+
+
+def _q_zero(coding: str) -> bool:
+    """Whether one Accept-Encoding element refuses its coding: ``gzip;q=0``."""
+    for parameter in coding.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value) == 0
+            except ValueError:
+                return False
+    return False
+
+
+def _header(request: server.Request, name: bytes) -> str:
+    """A request header as text; latin-1 reads any bytes a client may send."""
+    value = request.getHeader(name)
+    return value.decode("latin-1") if value else ""
+
+
+def negotiate(accept: str | None, accept_encoding: str | None) -> tuple[bool, bytes, bool]:
+    """(OpenMetrics?, Content-Type, gzip?) for a scrape, as prometheus_client's own servers
+    choose them (``choose_encoder``, ``gzip_accepted``), except that a coding with
+    ``q=0`` is refused, as HTTP says, where ``gzip_accepted`` reads ``gzip;q=0`` as gzip."""
+    _, content_type = choose_encoder((accept or "").lower())  # media types ignore case
+    offered = ",".join(c for c in (accept_encoding or "").split(",") if not _q_zero(c))
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    return openmetrics, content_type.encode(), gzip_accepted(offered)
 
 
 class MetricsPage(resource.Resource):
@@ -82,6 +117,8 @@ class MetricsPage(resource.Resource):
         self.after = after
 
     def body(self, openmetrics: bool, compress: bool) -> bytes:
+        """The response body. Every name here is a legacy Prometheus name, so the escaping
+        a scraper may ask for (``negotiate``) changes no byte of it."""
         if openmetrics:
             own = generate_openmetrics(self.registry)
             parts = [own[: -len(EOF)], *self.agents.parts(True, compress), EOF]
@@ -90,10 +127,10 @@ class MetricsPage(resource.Resource):
         return deflate.gzip_member(parts) if compress else deflate.text_of(parts)
 
     def render_GET(self, request: server.Request) -> object:
-        accept = (request.getHeader("accept") or "").lower()
-        openmetrics = "application/openmetrics-text" in accept
-        compress = "gzip" in (request.getHeader("accept-encoding") or "").lower()
-        headers = [(b"Content-Type", OPENMETRICS_TYPE if openmetrics else TEXT_TYPE)]
+        openmetrics, content_type, compress = negotiate(
+            _header(request, b"accept"), _header(request, b"accept-encoding")
+        )
+        headers = [(b"Content-Type", content_type)]
         if compress:
             headers.append((b"Content-Encoding", b"gzip"))
         rendered = respond_later(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import bcrypt
 import yaml
+from twisted.internet import defer
 
 from tests.support import tls
 
@@ -136,3 +137,25 @@ BAD_CASES = {
 
 def creds(user: str, password: str) -> bytes:
     return b"Basic " + base64.b64encode(f"{user}:{password}".encode())
+
+
+class InlineThread:
+    """Stands for deferToThread: records each call, fires when told (or at once)."""
+
+    def __init__(self, fire: bool = True) -> None:
+        self.calls = 0
+        self.fire = fire
+        self.pending: list[tuple[defer.Deferred, object]] = []
+
+    def __call__(self, function, *args) -> defer.Deferred:
+        self.calls += 1
+        d = defer.Deferred()
+        self.pending.append((d, lambda: function(*args)))
+        if self.fire:
+            self.run()
+        return d
+
+    def run(self) -> None:
+        while self.pending:
+            d, call = self.pending.pop(0)
+            d.callback(call())

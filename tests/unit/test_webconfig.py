@@ -1,12 +1,11 @@
-"""``--web.config.file``: TLS, client certificates and basic auth on the metrics endpoint.
+"""``--web.config.file``: the file's parsing, and the bcrypt checker behind basic auth.
 
-Unit tests of the file's parsing and of the bcrypt cache; then the exporter as a child
-process, reached over HTTPS by urllib, by the healthcheck and by a real Prometheus.
+The exporter serving HTTPS and basic auth is tested live in tests/integration/test_webconfig.py,
+the guard in front of the site in tests/unit/test_web.py.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from pathlib import Path
 
@@ -14,10 +13,14 @@ import bcrypt
 import pytest
 import yaml
 from OpenSSL import SSL
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
+from zope.interface.verify import verifyObject
 
 from exporter.config import ConfigError
-from exporter.http.basicauth import BasicAuth, basic_credentials
+from exporter.http.basicauth import BcryptChecker
 from exporter.http.webconfig import load_web_config
 from tests.support import tls
 from tests.support.webconfig import (
@@ -28,8 +31,8 @@ from tests.support.webconfig import (
     ROOT,
     SHIPPED,
     WRONG,
+    InlineThread,
     bad,
-    creds,
     tls_block,
     write,
 )
@@ -102,44 +105,7 @@ def test_missing_file(tmp_path):
         load_web_config(tmp_path / "absent.yml")
 
 
-# --- Basic auth and its cache ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        (creds("prometheus", "a:b"), (b"prometheus", b"a:b")),
-        (b"basic " + base64.b64encode(b"u:"), (b"u", b"")),
-        (None, None),
-        (b"Bearer abc", None),
-        (b"Basic not-base64!", None),
-        (b"Basic " + base64.b64encode(b"no-colon"), None),
-    ],
-)
-def test_basic_credentials(header, expected):
-    assert basic_credentials(header) == expected
-
-
-class InlineThread:
-    """Stands for deferToThread: records each call, fires when told (or at once)."""
-
-    def __init__(self, fire: bool = True) -> None:
-        self.calls = 0
-        self.fire = fire
-        self.pending: list[tuple[defer.Deferred, object]] = []
-
-    def __call__(self, function, *args) -> defer.Deferred:
-        self.calls += 1
-        d = defer.Deferred()
-        self.pending.append((d, lambda: function(*args)))
-        if self.fire:
-            self.run()
-        return d
-
-    def run(self) -> None:
-        while self.pending:
-            d, call = self.pending.pop(0)
-            d.callback(call())
+# --- The bcrypt checker and its cache --------------------------------------------------
 
 
 def outcome(d: defer.Deferred) -> bool:
@@ -149,9 +115,22 @@ def outcome(d: defer.Deferred) -> bool:
     return results[0]
 
 
+def test_the_checker_gives_twisted_cred_the_user_or_unauthorized_login():
+    checker = BcryptChecker({"prometheus": HASH.encode()}, InlineThread())
+    assert verifyObject(ICredentialsChecker, checker)
+    good = UsernamePassword(b"prometheus", PASSWORD.encode())
+    assert outcome(checker.requestAvatarId(good)) == b"prometheus"
+    failures = []
+    checker.requestAvatarId(UsernamePassword(b"prometheus", WRONG.encode())).addErrback(
+        failures.append
+    )
+    assert len(failures) == 1 and failures[0].check(UnauthorizedLogin)
+    assert PASSWORD not in str(failures[0].value) and HASH not in str(failures[0].value)
+
+
 def test_each_pair_is_checked_by_bcrypt_once_pass_or_fail():
     thread = InlineThread()
-    auth = BasicAuth({"prometheus": HASH.encode()}, thread)
+    auth = BcryptChecker({"prometheus": HASH.encode()}, thread)
     good, wrong = (b"prometheus", PASSWORD.encode()), (b"prometheus", WRONG.encode())
     assert auth.cached(*good) is None and auth.cached(*wrong) is None
     assert outcome(auth.check(*good)) is True
@@ -166,7 +145,7 @@ def test_each_pair_is_checked_by_bcrypt_once_pass_or_fail():
 
 def test_the_first_check_waits_for_its_thread():
     thread = InlineThread(fire=False)
-    auth = BasicAuth({"prometheus": HASH.encode()}, thread)
+    auth = BcryptChecker({"prometheus": HASH.encode()}, thread)
     d = auth.check(b"prometheus", PASSWORD.encode())
     assert not d.called and auth.bcrypt_checks == 0  # nothing ran on the calling thread
     thread.run()
@@ -174,7 +153,7 @@ def test_the_first_check_waits_for_its_thread():
 
 
 def test_unknown_user_long_password_and_wrong_user_all_fail():
-    auth = BasicAuth({"prometheus": HASH.encode()}, InlineThread())
+    auth = BcryptChecker({"prometheus": HASH.encode()}, InlineThread())
     assert outcome(auth.check(b"nobody", PASSWORD.encode())) is False
     assert outcome(auth.check(b"prometheus", b"x" * 100)) is False
     assert outcome(auth.check(b"Prometheus", PASSWORD.encode())) is False
@@ -182,7 +161,7 @@ def test_unknown_user_long_password_and_wrong_user_all_fail():
 
 
 def test_caches_are_bounded_and_failures_do_not_evict_successes():
-    auth = BasicAuth({"prometheus": HASH.encode()}, InlineThread(), cache_size=2)
+    auth = BcryptChecker({"prometheus": HASH.encode()}, InlineThread(), cache_size=2)
     good = (b"prometheus", PASSWORD.encode())
     outcome(auth.check(*good))
     for n in range(5):
@@ -193,7 +172,7 @@ def test_caches_are_bounded_and_failures_do_not_evict_successes():
 
 
 def test_the_cache_holds_no_password_and_no_plain_hash():
-    auth = BasicAuth({"prometheus": HASH.encode()}, InlineThread())
+    auth = BcryptChecker({"prometheus": HASH.encode()}, InlineThread())
     outcome(auth.check(b"prometheus", PASSWORD.encode()))
     (key,) = auth._passed
     assert PASSWORD.encode() not in key
@@ -215,6 +194,3 @@ def test_shipped_example_documents_its_password_and_uses_relative_paths():
     assert not any(
         b"PRIVATE KEY" in p.read_bytes() for p in (ROOT / "deploy").rglob("*") if p.is_file()
     ), "never ship a private key"
-
-
-# --- The exporter process --------------------------------------------------------------
