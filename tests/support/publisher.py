@@ -1,9 +1,10 @@
 """A WAMP publisher for live tests, run as ``python -m tests.support.publisher``.
 
 ``--payloads FILE``: publish every JSON payload of FILE, ``--repeat`` times, as fast as the
-router takes them. ``--agents N --seconds D``: heartbeats of N simulated OCS agents
-(``<root>.load-<i>``), 1 Hz each, spread over the second, for D seconds: N x D heartbeats,
-the late ones published as soon as the publisher catches up. Prints the number
+router takes them. ``--agents N --seconds D``: heartbeats of N simulated OCS agents, 1 Hz
+each, spread over the second, for D whole seconds: N x D heartbeats, on the schedule of the
+benchmark's load generator (:class:`benchmarks.loadgen.Schedule`), except that none is
+dropped: the late ones are published as soon as the publisher catches up. Prints the number
 of events published as its last line, then exits.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,17 +21,37 @@ from typing import Any
 from autobahn.twisted.component import Component
 from twisted.internet import reactor, task
 
+from benchmarks import loadgen, shm
 from exporter.wamp.listener import heartbeat_topic
-from testbed import ocs_heartbeat
 
 
-def heartbeat(root: str, index: int) -> list:
-    return ocs_heartbeat(
-        f"{root}.load-{index}",
-        {"acq": 3, "count": 1, "set_heartbeat": 1, "delay_task": 1},
-        "1700000000.0",
-        "LoadAgent",
+def publish_payloads(session: Any, topic: str, payloads: list, repeat: int, sent: list) -> Any:
+    for _ in range(repeat):
+        for payload in payloads:
+            session.publish(topic, payload)
+            sent[0] += 1
+    return task.deferLater(reactor, 0.5, session.leave)
+
+
+def publish_heartbeats(
+    session: Any, root: str, agents: int, seconds: float, block: shm.SharedBlock
+) -> Any:
+    """Every heartbeat of ``agents`` agents due in ``seconds``, counted in ``block``; then
+    leave."""
+    schedule = loadgen.Schedule(
+        block, range(agents), agents, 4, root, "LoadAgent", 0, max_lag=math.inf
     )
+    schedule.session = session
+    block.floats[shm.GO_TIME] = time.time()
+
+    def tick() -> None:
+        schedule.tick()
+        if schedule.cycle >= seconds:
+            loop.stop()
+            session.leave()
+
+    loop = task.LoopingCall(tick)
+    return loop.start(loadgen.TICK)
 
 
 def main() -> None:
@@ -41,8 +64,10 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=0)
     args = parser.parse_args()
-    topic = heartbeat_topic(args.root).replace("..", ".flood.")
+    payloads = json.loads(args.payloads.read_text()) if args.payloads else []
     sent = [0]
+    counts = tempfile.TemporaryDirectory(prefix="publisher-")
+    block = shm.SharedBlock.generator(Path(counts.name) / "heartbeats.counts", args.agents)
     component = Component(
         transports=[{"type": "websocket", "url": args.url, "serializers": ["msgpack"]}],
         realm=args.realm,
@@ -51,37 +76,15 @@ def main() -> None:
     @component.on_join
     def joined(session: Any, details: Any) -> Any:
         if args.payloads:
-            payloads = json.loads(args.payloads.read_text())
-            for _ in range(args.repeat):
-                for payload in payloads:
-                    session.publish(topic, payload)
-                    sent[0] += 1
-            return task.deferLater(reactor, 0.5, session.leave)
-        beats = [heartbeat(args.root, i) for i in range(args.agents)]
-        start = time.monotonic()
-        due = [0]  # heartbeats published so far, in schedule order
-
-        total = int(args.seconds * args.agents)
-
-        def tick() -> None:
-            # The whole schedule is published: a late tick catches up on what fell due.
-            target = min(int((time.monotonic() - start) * args.agents), total)
-            while due[0] < target:
-                index = due[0] % args.agents
-                session.publish(f"{args.root}.load-{index}.feeds.heartbeat", beats[index])
-                due[0] += 1
-                sent[0] += 1
-            if due[0] >= total:
-                loop.stop()
-                session.leave()
-
-        loop = task.LoopingCall(tick)
-        return loop.start(0.01)
+            topic = heartbeat_topic(args.root).replace("..", ".flood.")
+            return publish_payloads(session, topic, payloads, args.repeat, sent)
+        return publish_heartbeats(session, args.root, args.agents, args.seconds, block)
 
     done = component.start(reactor)
     done.addBoth(lambda _: reactor.stop())
     reactor.run()
-    print(sent[0], flush=True)
+    print(sent[0] + block.ints[shm.SENT], flush=True)
+    counts.cleanup()
 
 
 if __name__ == "__main__":

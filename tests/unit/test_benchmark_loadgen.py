@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from benchmarks import loadgen, shm
@@ -15,9 +17,11 @@ class RecordingSession:
         self.topics.append(topic)
 
 
-def schedule_at(tmp_path, monkeypatch, period: float, n: int = 10):
+def schedule_at(tmp_path, monkeypatch, period: float, n: int = 10, max_lag=loadgen.MAX_LAG):
     block = shm.SharedBlock.generator(tmp_path / "gen.counts", n)
-    schedule = loadgen.Schedule(block, range(n), n, 2, "observatory", "BenchAgent", 0, period)
+    schedule = loadgen.Schedule(
+        block, range(n), n, 2, "observatory", "BenchAgent", 0, period, max_lag
+    )
     schedule.session = RecordingSession()
     block.floats[shm.GO_TIME] = 1000.0
     now = [1000.0]
@@ -50,3 +54,12 @@ def test_a_heartbeat_due_long_ago_is_dropped_and_counted(tmp_path, monkeypatch):
     topics = published_by(0.01)
     assert topics[0] == "observatory.bench-3.feeds.heartbeat"  # 1.51 s late: still sent
     assert block.ints[shm.SKIPPED] == 3 and block.ints[shm.SENT] == len(topics) == 4  # 3..6
+
+
+def test_without_a_lag_limit_late_heartbeats_are_all_sent(tmp_path, monkeypatch):
+    """The live tests' publisher: the whole schedule, however late."""
+    published_by, block = schedule_at(tmp_path, monkeypatch, 5.0, max_lag=math.inf)
+    block.floats[shm.GO_TIME] = 1000.0 - 3.0
+    topics = published_by(0.01)
+    assert topics[0] == "observatory.bench-0.feeds.heartbeat"
+    assert block.ints[shm.SKIPPED] == 0 and block.ints[shm.SENT] == len(topics) == 7  # 0..6
