@@ -25,6 +25,7 @@ generator. Published without acknowledgement; ``SENT`` counts ``publish()`` call
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import time
@@ -110,10 +111,12 @@ class Schedule:
         change_every: int,
         period: float = 1.0,
         max_lag: float = MAX_LAG,
+        periods: float = math.inf,
     ) -> None:
         self.block = block
         self.period = period
         self.max_lag = max_lag  # inf: never drop, publish late heartbeats as soon as possible
+        self.periods = periods  # the schedule ends after this many periods
         self.indices = list(indices)
         self.offsets = [i / n_total for i in self.indices]
         self.topics = [f"{address_root}.bench-{i}.feeds.heartbeat" for i in self.indices]
@@ -145,7 +148,7 @@ class Schedule:
         publish = self.session.publish
         sent = skipped = errors = 0
         max_lag = 0.0
-        while True:
+        while self.cycle < self.periods:
             due = go + (self.cycle + self.offsets[self.pos]) * self.period
             if due > now:
                 break

@@ -23,16 +23,33 @@ class HttpServer(Process):
     written as YAML to ``workdir/<name>.yml``) and data in ``workdir``; ready once
     ``/-/ready`` answers 200."""
 
-    def __init__(self, workdir: Path, config: dict, binary: str, port: int | None = None) -> None:
+    binary = ""  # the Debian package's command
+
+    def __init__(
+        self, workdir: Path, config: dict, binary: str | None = None, port: int | None = None
+    ) -> None:
         self.port = port or free_port()
         super().__init__(workdir, Path(workdir) / f"{self.name}-{self.port}.log")
-        self.binary = binary
+        self.binary = binary or self.binary
         self.config = config
         self.config_path = self.workdir / f"{self.name}.yml"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def options(self) -> list[str]:
+        """The server's own flags, besides its config, address and log level."""
+        return []
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            *self.options(),
+            "--log.level=warn",
+        ]
 
     def _prepare(self) -> None:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
@@ -46,21 +63,10 @@ class Prometheus(HttpServer):
     """Debian's ``prometheus``, alerts resent every second."""
 
     name = "prometheus"
+    binary = "prometheus"
 
-    def __init__(
-        self, workdir: Path, config: dict, binary: str = "prometheus", port: int | None = None
-    ) -> None:
-        super().__init__(workdir, config, binary, port)
-
-    def command(self) -> list[str]:
-        return [
-            self.binary,
-            f"--config.file={self.config_path}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--rules.alert.resend-delay=1s",
-            "--log.level=warn",
-        ]
+    def options(self) -> list[str]:
+        return [f"--storage.tsdb.path={self.workdir / 'data'}", "--rules.alert.resend-delay=1s"]
 
     def query(self, expr: str) -> list[dict]:
         """An instant query's result vector (or matrix/scalar result list)."""
@@ -85,22 +91,7 @@ class Alertmanager(HttpServer):
     """Debian's ``prometheus-alertmanager``, clustering off."""
 
     name = "alertmanager"
+    binary = "prometheus-alertmanager"
 
-    def __init__(
-        self,
-        workdir: Path,
-        config: dict,
-        binary: str = "prometheus-alertmanager",
-        port: int | None = None,
-    ) -> None:
-        super().__init__(workdir, config, binary, port)
-
-    def command(self) -> list[str]:
-        return [
-            self.binary,
-            f"--config.file={self.config_path}",
-            f"--storage.path={self.workdir / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ]
+    def options(self) -> list[str]:
+        return [f"--storage.path={self.workdir / 'am-data'}", "--cluster.listen-address="]

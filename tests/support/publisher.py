@@ -38,15 +38,16 @@ def publish_heartbeats(
 ) -> Any:
     """Every heartbeat of ``agents`` agents due in ``seconds``, counted in ``block``; then
     leave."""
+    periods = math.ceil(seconds)
     schedule = loadgen.Schedule(
-        block, range(agents), agents, 4, root, "LoadAgent", 0, max_lag=math.inf
+        block, range(agents), agents, 4, root, "LoadAgent", 0, max_lag=math.inf, periods=periods
     )
     schedule.session = session
     block.floats[shm.GO_TIME] = time.time()
 
     def tick() -> None:
         schedule.tick()
-        if schedule.cycle >= seconds:
+        if schedule.cycle >= periods:
             loop.stop()
             session.leave()
 

@@ -17,10 +17,10 @@ class RecordingSession:
         self.topics.append(topic)
 
 
-def schedule_at(tmp_path, monkeypatch, period: float, n: int = 10, max_lag=loadgen.MAX_LAG):
+def schedule_at(tmp_path, monkeypatch, period: float, n: int = 10, **options):
     block = shm.SharedBlock.generator(tmp_path / "gen.counts", n)
     schedule = loadgen.Schedule(
-        block, range(n), n, 2, "observatory", "BenchAgent", 0, period, max_lag
+        block, range(n), n, 2, "observatory", "BenchAgent", 0, period, **options
     )
     schedule.session = RecordingSession()
     block.floats[shm.GO_TIME] = 1000.0
@@ -63,3 +63,10 @@ def test_without_a_lag_limit_late_heartbeats_are_all_sent(tmp_path, monkeypatch)
     topics = published_by(0.01)
     assert topics[0] == "observatory.bench-0.feeds.heartbeat"
     assert block.ints[shm.SKIPPED] == 0 and block.ints[shm.SENT] == len(topics) == 7  # 0..6
+
+
+def test_a_schedule_of_whole_periods_ends_after_the_last(tmp_path, monkeypatch):
+    published_by, block = schedule_at(tmp_path, monkeypatch, 1.0, periods=2)
+    assert len(published_by(1.95)) == 20
+    assert len(published_by(2.5)) == 20  # agent 0's third heartbeat, due at 2.0, is not sent
+    assert block.ints[shm.SENT] == 20
