@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 SUBJECTS = ("exporter", "registry", "bare")
@@ -197,3 +198,94 @@ def _pct(value: float | None) -> float | None:
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else value * 1000
+
+
+def warnings(result: dict[str, Any]) -> list[str]:
+    """What looked wrong in one step, as sentences for the table."""
+    found = []
+    load = result.get("load", {})
+    if load.get("behind"):
+        found.append(
+            f"load generators fell behind: sent {load['sent_per_s']:.0f}/s of "
+            f"{load['expected_per_s']}/s ({load['sent_fraction_of_expected']:.1%}), max lag "
+            f"{load['max_lag_s']:.2f} s, {load['skipped_in_window']} dropped"
+        )
+    if load.get("drain_timed_out"):
+        found.append(
+            f"heartbeats were still arriving {load['drain_s']:.0f} s after the load stopped: "
+            "a backlog had built up between the generators and the subscribers"
+        )
+    found.extend(subject_warnings(result.get("subjects", {})))
+    others = result.get("others", {})
+    if others.get("crossbar", {}).get("cpu_cores", 0) > 0.85:
+        found.append(
+            f"crossbar used {others['crossbar']['cpu_cores']:.2f} cores: its router worker is "
+            "one single-threaded process, likely the bottleneck"
+        )
+    if others.get("machine_busy_fraction", 0) > 0.9:
+        found.append(
+            f"the machine was {others['machine_busy_fraction']:.0%} busy: every process "
+            "competed for CPU"
+        )
+    if others.get("unaccounted_cores", 0) > 0.25:
+        found.append(
+            f"{others['unaccounted_cores']:.2f} cores were busy with processes outside this "
+            "benchmark (a shared machine): the numbers are noisier than usual"
+        )
+    detection = result.get("exporter", {}).get("detection", {})
+    if detection and detection["detected"] < detection["stopped"]:
+        found.append(
+            f"the exporter showed only {detection['detected']} of {detection['stopped']} "
+            f"stopped agents down within {detection['gave_up_after_s']:.0f} s"
+        )
+    false_down = result.get("exporter", {}).get("false_down_agents")
+    if false_down:
+        found.append(
+            f"the exporter showed {len(false_down)} still-heartbeating agents down during "
+            "detection (their heartbeats arrived more than the agent timeout apart)"
+        )
+    return found
+
+
+def subject_warnings(subjects: dict[str, Any]) -> list[str]:
+    found = []
+    floor = subjects.get("bare", {}).get("received_fraction_of_sent")
+    if floor is not None and floor < 0.98:
+        found.append(
+            f"even the bare subscriber received only {floor:.1%} of the heartbeats sent in the "
+            "window: the router or the machine limits delivery at this N, not the subjects"
+        )
+    for name, entry in subjects.items():
+        fraction = entry.get("received_fraction_of_sent")
+        if fraction is not None and fraction < 0.98:
+            found.append(
+                f"{name} received only {fraction:.1%} of the heartbeats sent in the window"
+            )
+        total = entry.get("received_fraction_of_sent_total")
+        if total is not None and total < 0.99:
+            found.append(f"{name} received only {total:.1%} of all heartbeats sent, after drain")
+        if entry.get("alive") is False:
+            found.append(f"{name} EXITED (code {entry.get('exit_code')})")
+        if entry.get("session_losses"):
+            found.append(f"{name} lost its router session {entry['session_losses']} time(s)")
+        elif entry.get("stayed_connected") is False and entry.get("alive"):
+            found.append(f"{name} was seen disconnected")
+    return found
+
+
+def timeline(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-second rates in the window: heartbeats sent and received, CPU cores per process."""
+    pairs = list(itertools.pairwise(samples))
+    found: dict[str, Any] = {
+        "t_s": [round(b["t"] - samples[0]["t"], 2) for _, b in pairs],
+        "sent_per_s": [round((b["sent"] - a["sent"]) / (b["t"] - a["t"])) for a, b in pairs],
+    }
+    for name in samples[0]["received"]:
+        found[f"{name}_received_per_s"] = [
+            round((b["received"][name] - a["received"][name]) / (b["t"] - a["t"])) for a, b in pairs
+        ]
+    for name in samples[0]["cpu"]:
+        found[f"{name}_cores"] = [
+            round((b["cpu"][name] - a["cpu"][name]) / (b["t"] - a["t"]), 3) for a, b in pairs
+        ]
+    return found

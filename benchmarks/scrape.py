@@ -13,6 +13,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 
+TIMEOUT = 30.0  # seconds a scrape may take under the benchmark's load
 # Prometheus asks for gzip; prometheus_client then compresses every scrape.
 PROMETHEUS_HEADERS = {"Accept-Encoding": "gzip", "User-Agent": "ocs-exporter-benchmark"}
 
@@ -103,3 +104,10 @@ def ready(base_url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def sleep_until(when: float) -> None:
+    """Sleep until Unix time ``when`` (not at all if it has passed): paces scrapes."""
+    delay = when - time.time()
+    if delay > 0:
+        time.sleep(delay)

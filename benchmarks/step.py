@@ -19,7 +19,6 @@ Phases, in order (times are wall clock, all processes on the same router):
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import statistics
 import time
@@ -27,13 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import testbed
-from benchmarks import procstat, scrape, shm
+from benchmarks import detection, procstat, report, scrape, shm
 from benchmarks.processes import Bare, Counted, Load, Registry, exporter
 
-POLL_INTERVAL = 0.05  # detection polling
-DETECTION_GRACE = 20.0  # seconds past the agent timeout before giving up
 DRAIN_TIMEOUT = 15.0
-SCRAPE_TIMEOUT = 30.0
 OP_TYPES_SETTLE_TIMEOUT = 60.0  # seconds after the warm-up, at most
 SCRAPE_PHASE_GRACE = 30.0  # seconds past `--scrapes` before the rest are skipped
 
@@ -45,18 +41,6 @@ def percentile(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * q // 100))
     return ordered[int(rank) - 1]
-
-
-def detect_targets(n_agents: int, count: int, shards: int) -> list[int]:
-    """``count`` agent indices spread evenly over 0..n_agents-1 and over the generators."""
-    count = max(0, min(count, n_agents // 2))
-    return sorted({min(n_agents - 1, (k * n_agents) // count + k % shards) for k in range(count)})
-
-
-def sleep_until(when: float) -> None:
-    delay = when - time.time()
-    if delay > 0:
-        time.sleep(delay)
 
 
 def harness_cpu() -> float:
@@ -105,7 +89,7 @@ class Step:
             self.start_load()
             self.measure_window()
             self.measure_scrapes()
-            self.measure_detection()
+            detection.measure(self)
             self.drain_and_count()
         except Exception as exc:
             self.result["errors"].append(f"{type(exc).__name__}: {exc}")
@@ -165,7 +149,7 @@ class Step:
         testbed.wait_for(self.load.ready, 60, "the load generators to join")
         go = time.time() + 0.5
         self.load.go(go)
-        sleep_until(go + args.warmup)
+        scrape.sleep_until(go + args.warmup)
         self.settle_op_types()
 
     def settle_op_types(self) -> None:
@@ -179,7 +163,7 @@ class Step:
         deadline = started + OP_TYPES_SETTLE_TIMEOUT
         seen: list[tuple[float, float]] = []
         while True:
-            asked = scrape.scrape(self.exporter.metrics_url, timeout=SCRAPE_TIMEOUT)
+            asked = scrape.scrape(self.exporter.metrics_url, timeout=scrape.TIMEOUT)
             count, now = asked.op_type_queries(), time.time()
             seen.append((now, count))
             if count >= self.n or now >= deadline:
@@ -189,7 +173,7 @@ class Step:
                 then, before = earlier[-1]
                 if (count - before) / (now - then) * (deadline - now) < self.n - count:
                     break
-            sleep_until(asked.finished + 1.0)
+            scrape.sleep_until(asked.finished + 1.0)
         self.result["op_types_settled_after_s"] = round(time.time() - started, 3)
         if count < self.n:
             self.result["warnings"].append(
@@ -201,7 +185,7 @@ class Step:
 
     def _counter_scrape(self) -> scrape.Scrape:
         """An uncompressed scrape for the exporter's heartbeat count at a window boundary."""
-        s = scrape.scrape(self.exporter.metrics_url, compressed=False, timeout=SCRAPE_TIMEOUT)
+        s = scrape.scrape(self.exporter.metrics_url, compressed=False, timeout=scrape.TIMEOUT)
         self.connected_samples.append(s.connected())
         return s
 
@@ -300,7 +284,7 @@ class Step:
         ours = sum(s1["cpu"][k] - s0["cpu"][k] for k in s1["cpu"]) + s1["harness"] - s0["harness"]
         # Busy cores not used by any process of this run: someone else's load on the machine.
         self.result["others"]["unaccounted_cores"] = (machine[0] - ours) / window
-        self.result["timeline"] = timeline(samples)
+        self.result["timeline"] = report.timeline(samples)
         ex_mem = procstat.memory(self.exporter.pid)
         ops = self.n * self.args.ops
         rss, idle = ex_mem.get("rss"), self.result["exporter"]["rss_idle_bytes"] or 0
@@ -326,8 +310,8 @@ class Step:
                 )
                 break
             if k < args.scrapes:
-                sleep_until(t0 + k)
-            last = scrape.scrape(ex.metrics_url, timeout=SCRAPE_TIMEOUT)
+                scrape.sleep_until(t0 + k)
+            last = scrape.scrape(ex.metrics_url, timeout=scrape.TIMEOUT)
             (latencies if k < args.scrapes else burst).append(last.latency)
             self.connected_samples.append(last.connected())
         cpu1, t1 = procstat.cpu_seconds(ex.pid), time.time()
@@ -357,73 +341,6 @@ class Step:
         self.result["exporter"]["rss_after_scrapes_bytes"] = mem.get("rss")
         self.result["exporter"]["rss_peak_bytes"] = mem.get("peak_rss")
 
-    def measure_detection(self) -> None:
-        args, ex, load = self.args, self.exporter, self.load
-        targets = detect_targets(self.n, args.detect, len(load.generators))
-        names = {i: f"bench-{i}" for i in targets}
-        target_names = set(names.values())
-        stopped_at = time.time()
-        load.pause(targets)
-        # None can be down before its timeout has run from its last heartbeat, which was up to
-        # one --period before the stop (a heartbeat racing the stop only makes this earlier).
-        earliest = min([load.last_sent(i) for i in targets], default=stopped_at)
-        sleep_until(max(earliest, stopped_at - args.period) + args.agent_timeout - 1.5)
-        found: dict[int, tuple[float, float]] = {}
-        deadline = stopped_at + args.agent_timeout + DETECTION_GRACE
-        polls = disconnected = 0
-        false_down: set[str] = set()
-        while len(found) < len(targets) and time.time() < deadline:
-            s = scrape.scrape(ex.metrics_url, timeout=SCRAPE_TIMEOUT, until=scrape.AFTER_UP)
-            polls += 1
-            disconnected += not s.connected()
-            self.connected_samples.append(s.connected())
-            up = s.agents_up()
-            for i in targets:
-                if i not in found and up.get(names[i]) == 0.0:
-                    found[i] = (s.started, s.finished)
-            false_down.update(
-                k
-                for k, v in up.items()
-                if v == 0.0 and k.startswith("bench-") and k not in target_names
-            )
-            sleep_until(s.started + POLL_INTERVAL)
-        self.false_down |= false_down
-        # Simulated agents that still heartbeat seen down (agents the exporter knows from the
-        # site file, such as the registry, do not count), or no router: "down" says nothing.
-        invalid = []
-        if false_down:
-            invalid.append(f"{len(false_down)} heartbeating agents were down too")
-        if disconnected:
-            invalid.append(f"the exporter was disconnected in {disconnected} of {polls} polls")
-        agents = []
-        for i in targets:
-            last_sent = load.last_sent(i)
-            entry: dict[str, Any] = {"instance_id": names[i], "last_sent": last_sent}
-            if i in found and last_sent > 0:
-                started, finished = found[i]
-                entry["detected_after_s"] = finished - last_sent
-                entry["scrape_started_after_s"] = started - last_sent
-            agents.append(entry)
-        latencies = [a["detected_after_s"] for a in agents if "detected_after_s" in a]
-        self.result["exporter"]["detection"] = {
-            "agent_timeout_s": args.agent_timeout,
-            "stopped": len(targets),
-            "detected": len(latencies),
-            "polls": polls,
-            "valid": not invalid,
-            "invalid_because": "; ".join(invalid) or None,
-            # Heartbeats reached the exporter late: detection includes the router's backlog.
-            "includes_delivery_backlog": self.result["subjects"]["exporter"][
-                "received_fraction_of_sent"
-            ]
-            < 0.98,
-            "gave_up_after_s": None if len(found) == len(targets) else deadline - stopped_at,
-            "median_s": statistics.median(latencies) if latencies else None,
-            "min_s": min(latencies, default=None),
-            "max_s": max(latencies, default=None),
-            "agents": agents,
-        }
-
     def drain_and_count(self) -> None:
         load, ex = self.load, self.exporter
         load.quit()
@@ -432,7 +349,7 @@ class Step:
         sent = load.sent
 
         def counts() -> tuple[float, ...]:
-            metrics = scrape.scrape(ex.metrics_url, compressed=False, timeout=SCRAPE_TIMEOUT)
+            metrics = scrape.scrape(ex.metrics_url, compressed=False, timeout=scrape.TIMEOUT)
             subscribed = (sub.received for sub in self.subscribers.values())
             return (metrics.heartbeats_total() or 0.0, *subscribed)
 
@@ -490,95 +407,4 @@ class Step:
                     "stayed_connected": sub.alive() and sub.losses == 0 and sub.joins == 1,
                 }
             )
-        self.result["warnings"].extend(warnings(self.result))
-
-
-def timeline(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-second rates in the window: heartbeats sent and received, CPU cores per process."""
-    pairs = list(itertools.pairwise(samples))
-    found: dict[str, Any] = {
-        "t_s": [round(b["t"] - samples[0]["t"], 2) for _, b in pairs],
-        "sent_per_s": [round((b["sent"] - a["sent"]) / (b["t"] - a["t"])) for a, b in pairs],
-    }
-    for name in samples[0]["received"]:
-        found[f"{name}_received_per_s"] = [
-            round((b["received"][name] - a["received"][name]) / (b["t"] - a["t"])) for a, b in pairs
-        ]
-    for name in samples[0]["cpu"]:
-        found[f"{name}_cores"] = [
-            round((b["cpu"][name] - a["cpu"][name]) / (b["t"] - a["t"]), 3) for a, b in pairs
-        ]
-    return found
-
-
-def warnings(result: dict[str, Any]) -> list[str]:
-    """What looked wrong in one step, as sentences for the table."""
-    found = []
-    load = result.get("load", {})
-    if load.get("behind"):
-        found.append(
-            f"load generators fell behind: sent {load['sent_per_s']:.0f}/s of "
-            f"{load['expected_per_s']}/s ({load['sent_fraction_of_expected']:.1%}), max lag "
-            f"{load['max_lag_s']:.2f} s, {load['skipped_in_window']} dropped"
-        )
-    if load.get("drain_timed_out"):
-        found.append(
-            f"heartbeats were still arriving {load['drain_s']:.0f} s after the load stopped: "
-            "a backlog had built up between the generators and the subscribers"
-        )
-    found.extend(subject_warnings(result.get("subjects", {})))
-    others = result.get("others", {})
-    if others.get("crossbar", {}).get("cpu_cores", 0) > 0.85:
-        found.append(
-            f"crossbar used {others['crossbar']['cpu_cores']:.2f} cores: its router worker is "
-            "one single-threaded process, likely the bottleneck"
-        )
-    if others.get("machine_busy_fraction", 0) > 0.9:
-        found.append(
-            f"the machine was {others['machine_busy_fraction']:.0%} busy: every process "
-            "competed for CPU"
-        )
-    if others.get("unaccounted_cores", 0) > 0.25:
-        found.append(
-            f"{others['unaccounted_cores']:.2f} cores were busy with processes outside this "
-            "benchmark (a shared machine): the numbers are noisier than usual"
-        )
-    detection = result.get("exporter", {}).get("detection", {})
-    if detection and detection["detected"] < detection["stopped"]:
-        found.append(
-            f"the exporter showed only {detection['detected']} of {detection['stopped']} "
-            f"stopped agents down within {detection['gave_up_after_s']:.0f} s"
-        )
-    false_down = result.get("exporter", {}).get("false_down_agents")
-    if false_down:
-        found.append(
-            f"the exporter showed {len(false_down)} still-heartbeating agents down during "
-            "detection (their heartbeats arrived more than the agent timeout apart)"
-        )
-    return found
-
-
-def subject_warnings(subjects: dict[str, Any]) -> list[str]:
-    found = []
-    floor = subjects.get("bare", {}).get("received_fraction_of_sent")
-    if floor is not None and floor < 0.98:
-        found.append(
-            f"even the bare subscriber received only {floor:.1%} of the heartbeats sent in the "
-            "window: the router or the machine limits delivery at this N, not the subjects"
-        )
-    for name, entry in subjects.items():
-        fraction = entry.get("received_fraction_of_sent")
-        if fraction is not None and fraction < 0.98:
-            found.append(
-                f"{name} received only {fraction:.1%} of the heartbeats sent in the window"
-            )
-        total = entry.get("received_fraction_of_sent_total")
-        if total is not None and total < 0.99:
-            found.append(f"{name} received only {total:.1%} of all heartbeats sent, after drain")
-        if entry.get("alive") is False:
-            found.append(f"{name} EXITED (code {entry.get('exit_code')})")
-        if entry.get("session_losses"):
-            found.append(f"{name} lost its router session {entry['session_losses']} time(s)")
-        elif entry.get("stayed_connected") is False and entry.get("alive"):
-            found.append(f"{name} was seen disconnected")
-    return found
+        self.result["warnings"].extend(report.warnings(self.result))
