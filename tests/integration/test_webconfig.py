@@ -32,6 +32,7 @@ from tests.support.webconfig import (
     WRONG,
     bad,
     creds,
+    start_exporter,
     tls_block,
     write,
 )
@@ -106,15 +107,6 @@ def https_get(
 REFUSED = (OSError, http.client.HTTPException)  # ssl.SSLError and URLError are OSErrors
 
 
-def start(bed, directory: Path, data: dict):
-    """An exporter with this web config, its TLS port open."""
-    path = write(directory, data, f"web-{len(bed.exporters)}.yml")
-    exporter = bed.start_exporter("--web.config.file", str(path), wait_ready=False)
-    testbed.wait_for(lambda: testbed.port_open(exporter.port), 30, "the exporter's port")
-    exporter.web_config = path
-    return exporter
-
-
 @pytest.fixture(scope="module")
 def secured(bed, pki, tmp_path_factory):
     """TLS and basic auth; a second user whose hash costs ~1 s, to see the reactor free."""
@@ -126,7 +118,7 @@ def secured(bed, pki, tmp_path_factory):
         },
         "basic_auth_users": {"prometheus": HASH, "slow": slow},
     }
-    exporter = start(bed, tmp_path_factory.mktemp("secured"), data)
+    exporter = start_exporter(bed, tmp_path_factory.mktemp("secured"), data)
     exporter.slow_hash = slow
 
     def ready() -> bool:
@@ -162,7 +154,7 @@ def test_prometheus_scrapes_over_https_with_basic_auth(secured, pki, tmp_path):
         prom.stop()
 
 
-def test_metrics_need_the_password_and_health_does_not(secured, pki):
+def test_metrics_need_the_password_and_the_probes_do_not(secured, pki):
     ca, port = pki.ca.cert, secured.port
     status, _, body = https_get(port, "/metrics", ca, ("prometheus", PASSWORD))
     assert status == 200 and Metrics(body.decode()).get("ocs_exporter_build_info") == 1
@@ -171,7 +163,9 @@ def test_metrics_need_the_password_and_health_does_not(secured, pki):
         assert status == 401, auth
         assert headers["WWW-Authenticate"] == 'Basic realm="ocs-exporter"'
     assert https_get(port, "/-/healthy", ca)[0] == 200
-    for path in ("/", "/-/ready", "/no/such/page", "/-/healthyx"):
+    assert https_get(port, "/-/ready", ca)[0] == 200  # liveness and readiness: no secrets
+    assert https_get(port, "/-/ready", ca, ("prometheus", WRONG))[0] == 200
+    for path in ("/", "/api/agents", "/no/such/page", "/-/healthyx", "/-/readyx"):
         assert https_get(port, path, ca)[0] == 401, path
     assert https_get(port, "/no/such/page", ca, ("prometheus", PASSWORD))[0] == 404
 
@@ -243,7 +237,7 @@ def test_client_auth_types(bed, pki, tmp_path, auth_type):
     block["client_auth_type"] = auth_type
     if auth_type != "NoClientCert":
         block["client_ca_file"] = str(pki.ca.cert)
-    exporter = start(bed, tmp_path, {"tls_server_config": block})
+    exporter = start_exporter(bed, tmp_path, {"tls_server_config": block})
     try:
         for client, allowed in zip(
             (None, pki.client, pki.other_client), CLIENT_AUTH[auth_type], strict=True
@@ -271,7 +265,9 @@ def test_client_auth_types(bed, pki, tmp_path, auth_type):
 
 
 def test_min_version_tls13_refuses_a_tls12_client(bed, pki, tmp_path):
-    exporter = start(bed, tmp_path, {"tls_server_config": tls_block(pki, min_version="TLS13")})
+    exporter = start_exporter(
+        bed, tmp_path, {"tls_server_config": tls_block(pki, min_version="TLS13")}
+    )
     try:
         with pytest.raises(REFUSED):
             https_get(exporter.port, "/-/healthy", pki.ca.cert, max_version=ssl.TLSVersion.TLSv1_2)
@@ -281,7 +277,9 @@ def test_min_version_tls13_refuses_a_tls12_client(bed, pki, tmp_path):
 
 
 def test_max_version_tls12_refuses_a_tls13_only_client(bed, pki, tmp_path):
-    exporter = start(bed, tmp_path, {"tls_server_config": tls_block(pki, max_version="TLS12")})
+    exporter = start_exporter(
+        bed, tmp_path, {"tls_server_config": tls_block(pki, max_version="TLS12")}
+    )
     try:
         context = ssl.create_default_context(cafile=str(pki.ca.cert))
         context.minimum_version = ssl.TLSVersion.TLSv1_3

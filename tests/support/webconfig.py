@@ -9,7 +9,9 @@ import bcrypt
 import yaml
 from twisted.internet import defer
 
+import testbed
 from tests.support import tls
+from tests.support.bed import Testbed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,3 +161,13 @@ class InlineThread:
         while self.pending:
             d, call = self.pending.pop(0)
             d.callback(call())
+
+
+def start_exporter(bed: Testbed, directory: Path, data: dict) -> testbed.Exporter:
+    """An exporter of ``bed`` with this web config, its port open; ``.web_config`` is the
+    file."""
+    path = write(directory, data, f"web-{len(bed.exporters)}.yml")
+    exporter = bed.start_exporter("--web.config.file", str(path), wait_ready=False)
+    testbed.wait_for(lambda: testbed.port_open(exporter.port), 30, "the exporter's port")
+    exporter.web_config = path
+    return exporter
