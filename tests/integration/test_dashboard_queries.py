@@ -1,0 +1,196 @@
+"""The dashboards' queries through promtool: every one parses, and `promtool test rules`
+evaluates the agent dashboards' queries against one and two exporter replicas, which must
+show the same thing."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.support.dashboards import (
+    AGENT_DASHBOARDS,
+    ALL_VARIABLES,
+    OPCODES,
+    UIDS,
+    dashboard_queries,
+    panel_queries,
+    substitute,
+)
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool not found: scripts/install-system-deps.sh installs it")
+    return path
+
+
+def test_every_query_parses(tmp_path):
+    rules = {
+        "groups": [
+            {
+                "name": uid,
+                "rules": [
+                    {"record": f"dashboard:query_{number}:check", "expr": expr}
+                    for number, (_, _, expr) in enumerate(
+                        q for q in dashboard_queries() if q[0] == uid
+                    )
+                ],
+            }
+            for uid in UIDS
+        ]
+    }
+    path = tmp_path / "queries.yml"
+    path.write_text(yaml.safe_dump(rules))
+    substituted = substitute(path.read_text(), ALL_VARIABLES)
+    path.write_text(substituted)
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------- replicas
+
+SELECTOR = re.compile(r"\b((?:ocs|process)_\w+|up)\b(\{)?")
+
+
+def only_replica(expr: str, instance: str) -> str:
+    """`expr` with every series selector restricted to one exporter replica."""
+
+    def restrict(match: re.Match) -> str:
+        metric, brace = match.groups()
+        return (
+            f'{metric}{{instance="{instance}", ' if brace else f'{metric}{{instance="{instance}"}}'
+        )
+
+    return SELECTOR.sub(restrict, expr)
+
+
+# instance_id: agent_class, whether up, op codes while up
+AGENTS = {
+    "fake1": ("FakeDataAgent", True, {"acq": 3, "count": 5, "set_heartbeat": 1, "delay_task": 6}),
+    "fake2": ("FakeDataAgent", False, {"acq": 3, "delay_task": 1}),
+    "lab1": ("LabAgent", True, {"run": 8, "init": 2, "stop": 4}),
+}
+# instance_id: (host, expected) from the site config file; lab1 is heard but not listed, and
+# fake3 is listed but never heard.
+SITE_CONFIG = {"fake1": ("daq1", "true"), "fake2": ("daq1", "true"), "fake3": ("daq2", "true")}
+PROCESSES = {"acq", "count", "run"}
+UNTYPED = {"lab1"}  # agents that did not answer get_api: no ocs_op_info
+
+
+def replica_series(instance: str, joined: bool) -> list[dict]:
+    """The exporter's series over 10 min at 15 s: `joined` to the router or cut off at 5 min.
+
+    A down agent stopped heartbeating at 100 s; a replica that is cut off hears nothing after
+    300 s, so it reads every agent down and every op code EXPIRED (7), measures a growing
+    heartbeat gap, and saw operations change later than the joined one (it first saw them
+    later). fake1 restarted at 150 s; its delay_task failed, ran again and failed at 315 s.
+    """
+    series = []
+
+    def add(metric: str, labels: dict, values: str) -> None:
+        text = ", ".join(f'{k}="{v}"' for k, v in {**labels, "instance": instance}.items())
+        series.append({"series": f"{metric}{{{text}}}", "values": values})
+
+    add("ocs_exporter_crossbar_connected", {"job": "ocs-exporter"}, "1x40" if joined else "0x40")
+
+    def agent_labels(instance_id: str, agent_class: str) -> dict:
+        return {
+            "job": "ocs-exporter",
+            "agent_address": f"observatory.{instance_id}",
+            "instance_id": instance_id,
+            "agent_class": agent_class,
+        }
+
+    for instance_id, (host, expected) in SITE_CONFIG.items():
+        if instance_id not in AGENTS:
+            labels = agent_labels(instance_id, "FakeDataAgent")
+            add("ocs_agent_info", {**labels, "host": host, "expected": expected}, "1x40")
+            add("ocs_agent_up", labels, "0x40")
+    for instance_id, (agent_class, heartbeating, op_codes) in AGENTS.items():
+        labels = agent_labels(instance_id, agent_class)
+        host, expected = SITE_CONFIG.get(instance_id, ("", "unknown"))
+        info = {**labels, "expected": expected, **({"host": host} if host else {})}
+        add("ocs_agent_info", info, "1x40")
+        up = heartbeating and joined
+        add("ocs_agent_up", labels, "1x40" if up else "0x40")
+        if not heartbeating:
+            last, gap = "100x40", "1x6 20+15x33"
+        elif joined:
+            last, gap = "0+15x40", "1x40"
+        else:
+            last, gap = "0+15x20 300x20", "1x20 15+15x19"
+        add("ocs_agent_last_heartbeat_timestamp_seconds", labels, last)
+        add("ocs_agent_heartbeat_gap_seconds", labels, gap)
+        restarted = instance_id == "fake1"
+        add("ocs_agent_restarts_total", labels, "0x10 1x30" if restarted else "0x40")
+        add(
+            "ocs_agent_start_timestamp_seconds",
+            labels,
+            "-600x10 150x30" if restarted else "-600x40",
+        )
+        for operation, code in op_codes.items():
+            op = {**labels, "operation": operation}
+            add("ocs_op_code", op, f"{code if up else 7}x40")
+            add("ocs_op_last_change_timestamp_seconds", op, "50x40" if joined else "60x40")
+            if instance_id not in UNTYPED:
+                op_type = "process" if operation in PROCESSES else "task"
+                add("ocs_op_info", {**op, "op_type": op_type}, "1x40")
+            if code == 6:  # failed again at 315 s: missed by a replica cut off at 300 s
+                again = "1x20 2x20" if joined else "1x40"
+                add("ocs_op_transitions_total", {**op, "to": "RUNNING"}, again)
+                add("ocs_op_transitions_total", {**op, "to": "FAILED"}, again)
+            else:
+                add("ocs_op_transitions_total", {**op, "to": OPCODES[str(code)]}, "1x40")
+    return series
+
+
+def replica_cases() -> list:
+    try:
+        queries = panel_queries(AGENT_DASHBOARDS)
+    except (OSError, ValueError, KeyError):
+        return []  # the tests of the files above say what is wrong
+    return [pytest.param(*query, id=f"{query[0]}/{query[1]}") for query in queries]
+
+
+@pytest.mark.parametrize(("uid", "title", "expr"), replica_cases())
+def test_two_replicas_show_what_one_replica_shows(tmp_path, uid, title, expr):
+    both = substitute(expr, ALL_VARIABLES)
+    one = only_replica(both, "a")
+    checks = [
+        # Selects something, or the comparisons below prove nothing.
+        {"expr": f"absent({one})", "eval_time": "10m", "exp_samples": []},
+        {"expr": f"({both}) != ({one})", "eval_time": "10m", "exp_samples": []},
+        {"expr": f"({both}) unless ({one})", "eval_time": "10m", "exp_samples": []},
+        {"expr": f"({one}) unless ({both})", "eval_time": "10m", "exp_samples": []},
+    ]
+    tests = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "name": "two replicas joined to the router",
+                "interval": "15s",
+                "input_series": replica_series("a", True) + replica_series("b", True),
+                "promql_expr_test": checks,
+            },
+            {
+                "name": "replica b cut off from the router",
+                "interval": "15s",
+                "input_series": replica_series("a", True) + replica_series("b", False),
+                "promql_expr_test": checks,
+            },
+        ],
+    }
+    path = tmp_path / "replicas.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"{uid} / {title}:\n{result.stdout}{result.stderr}"
