@@ -6,6 +6,7 @@ Every process is started on free loopback ports and stopped at teardown, pass or
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -20,7 +21,20 @@ INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what lives in tests/integration/; refuse marks by hand and test modules that
+    import other test modules (shared helpers belong in tests/support/)."""
+    for path in {Path(item.path) for item in items}:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                if name.startswith(("tests.unit", "tests.integration")):
+                    raise pytest.UsageError(f"{path}:{node.lineno} imports test module {name}")
     for item in items:
+        if item.get_closest_marker("integration"):
+            raise pytest.UsageError(f"{item.nodeid}: marked integration by hand, not by folder")
         if INTEGRATION in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
 
