@@ -8,6 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     OCS_CONFIG_DIR=/config
 
+# A fixed mmap threshold keeps glibc from raising it after one large uncompressed scrape,
+# so the multi-MB buffers of later scrapes are returned to the system when freed instead of
+# staying in the heap.
+ENV MALLOC_MMAP_THRESHOLD_=1048576
+
 WORKDIR /src
 COPY pyproject.toml setup.cfg README.md ./
 COPY exporter ./exporter

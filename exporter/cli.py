@@ -6,14 +6,21 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+from twisted.internet import reactor
+from twisted.internet.error import CannotListenError
 
 from exporter import __version__
 from exporter.config import ConfigError, settings_from_args
+from exporter.logs import setup_logging
+from exporter.render.memory import freeze_startup_objects
+from exporter.service import ExporterService
 
 log = logging.getLogger("exporter")
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"ocs-exporter: error: {message}", file=sys.stderr)
     sys.exit(2)
 
@@ -23,18 +30,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = settings_from_args(argv)
     except ConfigError as exc:
         fail(str(exc))
-
-    from exporter.render import memory  # noqa: PLC0415
-
-    if settings.wamp_tls is None and settings.web_config_file is None:
-        memory.leave_out_tls()
-    from twisted.internet import reactor  # noqa: PLC0415 - not before the config is known
-    from twisted.internet.error import CannotListenError  # noqa: PLC0415
-
-    from exporter.logs import setup_logging  # noqa: PLC0415
-    from exporter.service import ExporterService  # noqa: PLC0415
-
-    memory.fix_thresholds()
     setup_logging(settings.log_level, settings.log_format)
     try:
         exporter = ExporterService(settings, reactor)
@@ -48,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(f"--web.listen-address {address}: cannot listen: {reason}")
     except OSError as exc:
         fail(f"--web.listen-address {address}: cannot listen: {exc.strerror or exc}")
-    memory.freeze_startup_objects()
+    freeze_startup_objects()
     reactor.addSystemEventTrigger("before", "shutdown", exporter.stopService)
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(exporter.reload_site_config))
     log.info(

@@ -1,28 +1,44 @@
-"""Command line, environment and OCS site config file, turned into :class:`Settings`.
-
-Every flag can also be set by an environment variable: ``OCS_EXPORTER_`` followed by the
-flag's name in capitals with dots and dashes as underscores (``--web.listen-address`` ->
-``OCS_EXPORTER_WEB_LISTEN_ADDRESS``). A flag on the command line wins over the variable.
-"""
+"""The flags (see :mod:`exporter.flags`) and the OCS site config file, turned into
+:class:`Settings`; every problem a :class:`ConfigError` of one line."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import TypeVar
 
 import yaml
 
-from exporter import __version__
+from exporter.flags import (
+    DEFAULT_PORT,
+    SECRET_ENV,
+    build_parser,
+    env_name,
+    listen_address,
+    parse_flags,
+    wamp_url,
+)
 
-DEFAULT_PORT = 10020
-SERIALIZERS = ("msgpack", "cbor", "json")
-LOG_LEVELS = ("debug", "info", "warn", "error")
-LOG_FORMATS = ("text", "json")
+# The flags' names the healthcheck and the tests read from here, with the settings'.
+__all__ = [
+    "DEFAULT_PORT",
+    "ConfigError",
+    "Settings",
+    "WampAuth",
+    "WampTLS",
+    "build_parser",
+    "env_name",
+    "expected_agents",
+    "load_site_file",
+    "load_yaml",
+    "parse_listen_address",
+    "settings_from_args",
+]
+
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -43,10 +59,6 @@ class WampAuth:
     authid: str
     method: str  # "ticket" or "wampcra"
     secret: str = field(repr=False)
-
-
-AUTH_METHODS = ("ticket", "wampcra")
-SECRET_ENV = "OCS_EXPORTER_WAMP_SECRET"
 
 
 @dataclass(frozen=True)
@@ -76,241 +88,36 @@ class Settings:
     registry_compat_instance_id: str = "registry"
 
 
-def env_name(flag: str) -> str:
-    return "OCS_EXPORTER_" + flag.lstrip("-").upper().replace(".", "_").replace("-", "_")
-
-
-def _flag(
-    group: argparse._ActionsContainer, flag: str, help: str, default: str | None = None, **kw: str
-) -> None:
-    env = env_name(flag)
-    shown = f" (default {default})" if default is not None else ""
-    group.add_argument(
-        flag, default=os.environ.get(env, default), help=f"{help}{shown} [env {env}]", **kw
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ocs-exporter",
-        description="Export the liveness and operation states of OCS agents, heard as "
-        "heartbeats on the crossbar router, as Prometheus metrics.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    site = parser.add_argument_group("OCS site, found as OCS tools find it")
-    _flag(
-        site,
-        "--site-file",
-        "OCS site config file; else $OCS_CONFIG_DIR/<site>.yaml",
-        metavar="PATH",
-    )
-    _flag(site, "--site", "site name, picks $OCS_CONFIG_DIR/NAME.yaml", default="default")
-    _flag(site, "--site-hub", "WAMP router URL, overrides hub.wamp_server", metavar="URL")
-    _flag(site, "--site-realm", "WAMP realm, overrides hub.wamp_realm", metavar="REALM")
-    _flag(site, "--address-root", "OCS address root, overrides hub.address_root", metavar="ROOT")
-    _flag(
-        site,
-        "--site-host",
-        "expect only the agent instances of this host of the site config (default: all)",
-        metavar="HOST",
-    )
-    exp = parser.add_argument_group("exporter")
-    _flag(
-        exp,
-        "--agent-timeout",
-        "seconds without a heartbeat after which an agent is down",
-        default="5",
-        metavar="SECONDS",
-    )
-    _flag(
-        exp,
-        "--web.listen-address",
-        "address to serve HTTP on",
-        default=f":{DEFAULT_PORT}",
-        metavar="HOST:PORT",
-    )
-    _flag(
-        exp,
-        "--forget-after",
-        "stop exporting an agent silent for this long (0: never); e.g. 90m, 24h, 7d",
-        default="24h",
-        metavar="DURATION",
-    )
-    _flag(
-        exp,
-        "--max-agents",
-        "track at most this many agents; heartbeats of more are refused and counted",
-        default="20000",
-        metavar="N",
-    )
-    _flag(exp, "--web.telemetry-path", "path of the metrics", default="/metrics", metavar="PATH")
-    _flag(
-        exp,
-        "--web.config.file",
-        "TLS and basic auth, in the Prometheus exporter-toolkit web config format "
-        "(default: plain HTTP, no auth)",
-        metavar="PATH",
-    )
-    _flag(exp, "--log.level", "one of " + ", ".join(LOG_LEVELS), default="info", metavar="LEVEL")
-    _flag(exp, "--log.format", "one of " + ", ".join(LOG_FORMATS), default="text", metavar="FORMAT")
-    _flag(
-        exp,
-        "--wamp.serializers",
-        "WAMP serializers to offer, in order of preference, from " + ", ".join(SERIALIZERS),
-        default="msgpack,cbor,json",
-        metavar="LIST",
-    )
-    _flag(
-        exp,
-        "--collector.op-types",
-        "ask each agent once per session (get_api) which operations are tasks or processes",
-        default="true",
-        metavar="BOOL",
-    )
-    _flag(
-        exp,
-        "--collector.op-state",
-        "also export ocs_op_state, an OpenMetrics StateSet (8 series per operation)",
-        default="false",
-        metavar="BOOL",
-    )
-    compat = parser.add_argument_group("a drop-in for the OCS RegistryAgent")
-    _flag(
-        compat,
-        "--registry-compat",
-        "also answer on the router as an OCS RegistryAgent whose process 'main' reports "
-        "every agent as the registry does; alone means true",
-        default="false",
-        nargs="?",
-        const="true",
-        metavar="BOOL",
-    )
-    _flag(
-        compat,
-        "--registry-compat.instance-id",
-        "its instance id: it answers at <address_root>.ID",
-        default="registry",
-        metavar="ID",
-    )
-    wamp = parser.add_argument_group(
-        "secured routers",
-        f"the secret comes from --wamp.secret-file or the environment variable {SECRET_ENV}",
-    )
-    _flag(
-        wamp, "--wamp.tls-ca-file", "CA certificates to trust for a wss:// router", metavar="PATH"
-    )
-    _flag(wamp, "--wamp.tls-cert-file", "client certificate for a wss:// router", metavar="PATH")
-    _flag(wamp, "--wamp.tls-key-file", "its private key", metavar="PATH")
-    _flag(wamp, "--wamp.authid", "WAMP authentication id (default: join anonymously)", metavar="ID")
-    _flag(
-        wamp,
-        "--wamp.authmethod",
-        "WAMP authentication method, one of " + ", ".join(AUTH_METHODS),
-        default="ticket",
-        metavar="METHOD",
-    )
-    _flag(wamp, "--wamp.secret-file", "file holding the ticket or wampcra secret", metavar="PATH")
-    _flag(
-        exp,
-        "--wamp.max-retry-delay",
-        "longest wait between reconnection attempts to the router",
-        default="10",
-        metavar="SECONDS",
-    )
-    return parser
-
-
-def _positive(flag: str, value: str) -> float:
+def _checked(check: Callable[[str], T], value: str, source: str) -> T:
+    """A flag's type applied to a value from elsewhere; its problem a ConfigError naming
+    ``source``."""
     try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{flag}: {value!r} is not a number") from None
-    if not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{flag}: must be a positive number of seconds, not {value!r}")
-    return number
+        return check(value)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(flag: str, value: str) -> float:
-    """Seconds from ``90``, ``30s``, ``15m``, ``24h``, ``7d`` or ``1w``; 0 allowed."""
-    text = value.strip()
-    unit = _UNITS.get(text[-1:])
-    number = text[:-1] if unit else text
-    try:
-        seconds = float(number) * (unit or 1)
-    except ValueError:
-        raise ConfigError(
-            f"{flag}: {value!r} is not a duration like 90, 30s, 15m, 24h, 7d"
-        ) from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(f"{flag}: {value!r} must not be negative")
-    return seconds
-
-
-def parse_bool(flag: str, value: str) -> bool:
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"{flag}: {value!r} is not true or false")
-
-
-def _instance_id(flag: str, value: str) -> str:
-    """An OCS instance id: one component of a WAMP URI."""
-    if not value or any(c.isspace() or c in ".#" for c in value) or not value.isprintable():
-        raise ConfigError(f"{flag}: {value!r} is not an instance id (no dots, #, or spaces)")
-    return value
-
-
-def _count(flag: str, value: str) -> int:
-    if not value.strip().isdigit():
-        raise ConfigError(f"{flag}: {value!r} is not a whole number")
-    return int(value)
-
-
-def _choice(flag: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def _readable(flag: str, value: str) -> Path:
-    path = Path(value)
-    try:
-        path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{flag}: {value}: {exc.strerror or exc}") from None
-    return path
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` (every interface) or ``[IPv6]:PORT``, as --web.listen-address
+    reads it."""
+    return _checked(listen_address, value, "--web.listen-address")
 
 
 def wamp_security(args: argparse.Namespace, url: str) -> tuple[WampTLS | None, WampAuth | None]:
-    """TLS and authentication settings for the router connection, checked."""
-    ns = args.__dict__
-    files = {
-        flag: ns[dest] and _readable(flag, ns[dest])
-        for flag, dest in (
-            ("--wamp.tls-ca-file", "wamp.tls_ca_file"),
-            ("--wamp.tls-cert-file", "wamp.tls_cert_file"),
-            ("--wamp.tls-key-file", "wamp.tls_key_file"),
-        )
-    }
+    """TLS and authentication settings for the router connection, checked together."""
+    files = (args.wamp_tls_ca_file, args.wamp_tls_cert_file, args.wamp_tls_key_file)
     tls = None
-    if any(files.values()):
+    if any(files):
         if not url.startswith("wss://"):
             raise ConfigError(f"--wamp.tls-* options need a wss:// router URL, not {url!r}")
-        if bool(files["--wamp.tls-cert-file"]) != bool(files["--wamp.tls-key-file"]):
+        if bool(args.wamp_tls_cert_file) != bool(args.wamp_tls_key_file):
             raise ConfigError("--wamp.tls-cert-file and --wamp.tls-key-file go together")
-        tls = WampTLS(*(files[f] or None for f in files))
+        tls = WampTLS(*files)
     elif url.startswith("wss://"):
         tls = WampTLS()
-    authid = ns["wamp.authid"]
-    method = _choice("--wamp.authmethod", ns["wamp.authmethod"], AUTH_METHODS)
-    secret_file = ns["wamp.secret_file"]
+    authid, secret_file = args.wamp_authid, args.wamp_secret_file
     if secret_file:
-        secret = _readable("--wamp.secret-file", secret_file).read_text().strip()
+        secret = secret_file.read_text().strip()
         source = f"--wamp.secret-file {secret_file}"
     else:
         secret = os.environ.get(SECRET_ENV, "")
@@ -325,22 +132,12 @@ def wamp_security(args: argparse.Namespace, url: str) -> tuple[WampTLS | None, W
             if source == SECRET_ENV
             else f"{source}: the file is empty"
         )
-    return tls, WampAuth(authid, method, secret)
-
-
-def parse_listen_address(value: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` (every interface) or ``[IPv6]:PORT``."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"--web.listen-address: {value!r} is not HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
+    return tls, WampAuth(authid, args.wamp_authmethod, secret)
 
 
 def find_site_file(args: argparse.Namespace) -> Path | None:
     if args.site_file:
-        return Path(args.site_file)
+        return args.site_file
     config_dir = os.environ.get("OCS_CONFIG_DIR")
     if config_dir:
         return Path(config_dir) / f"{args.site}.yaml"
@@ -420,20 +217,12 @@ def expected_agents(data: Mapping, path: Path | None, site_host: str | None) -> 
     return tuple(agents.values())
 
 
-def check_wamp_url(url: str, source: str) -> str:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ConfigError(f"{source}: bad URL {url!r}: {exc}") from None
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConfigError(f"{source}: bad URL {url!r}: expected ws://HOST:PORT/PATH or wss://...")
-    return url
-
-
 def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     """Parse the command line (and environment); raise ConfigError on any problem."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_flags(argv)
+    except argparse.ArgumentError as exc:
+        raise ConfigError(str(exc)) from None
     path = find_site_file(args)
     hub: Mapping = {}
     expected: tuple = ()
@@ -447,61 +236,45 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
             "--site-realm and --address-root"
         )
 
-    def setting(override: str | None, flag: str, key: str) -> tuple[str, str]:
+    def setting(override: str | None, key: str) -> str:
         if override:
-            return override, flag
+            return override
         value = hub.get(key)
         if value is None:
             raise ConfigError(f"site config {path}: missing key 'hub.{key}'")
         if not isinstance(value, str) or not value:
             raise ConfigError(f"site config {path}: 'hub.{key}' is not a non-empty string")
-        return value, f"site config {path}: hub.{key}"
+        return value
 
-    url, url_source = setting(args.site_hub, "--site-hub", "wamp_server")
-    realm, _ = setting(args.site_realm, "--site-realm", "wamp_realm")
-    address_root, _ = setting(args.address_root, "--address-root", "address_root")
-    serializers = tuple(s.strip() for s in args.__dict__["wamp.serializers"].split(",") if s)
-    for name in serializers:
-        _choice("--wamp.serializers", name, SERIALIZERS)
-    if not serializers:
-        raise ConfigError("--wamp.serializers: empty")
-    telemetry_path = args.__dict__["web.telemetry_path"]
-    if (
-        not telemetry_path.startswith("/")
-        or telemetry_path.startswith("/-/")
-        or (telemetry_path == "/")
-    ):
-        raise ConfigError(
-            f"--web.telemetry-path: {telemetry_path!r} must start with / and not be / or /-/..."
-        )
-    check_wamp_url(url, url_source)
+    url = setting(args.site_hub, "wamp_server")
+    realm = setting(args.site_realm, "wamp_realm")
+    address_root = setting(args.address_root, "address_root")
+    if not args.site_hub:  # a --site-hub URL was checked as the flag was read
+        _checked(wamp_url, url, f"site config {path}: hub.wamp_server")
     wamp_tls, wamp_auth = wamp_security(args, url)
-    web_config_file = args.__dict__["web.config.file"]
-    host, port = parse_listen_address(args.__dict__["web.listen_address"])
+    host, port = args.web_listen_address
     return Settings(
         wamp_url=url,
         realm=realm,
         address_root=address_root.rstrip("."),
         site_file=path,
-        agent_timeout=_positive("--agent-timeout", args.agent_timeout),
+        agent_timeout=args.agent_timeout,
         listen_host=host,
         listen_port=port,
-        telemetry_path=telemetry_path,
-        web_config_file=Path(web_config_file) if web_config_file else None,
-        log_level=_choice("--log.level", args.__dict__["log.level"], LOG_LEVELS),
-        log_format=_choice("--log.format", args.__dict__["log.format"], LOG_FORMATS),
-        serializers=serializers,
-        max_retry_delay=_positive("--wamp.max-retry-delay", args.__dict__["wamp.max_retry_delay"]),
-        forget_after=parse_duration("--forget-after", args.forget_after),
-        max_agents=_count("--max-agents", args.max_agents),
+        telemetry_path=args.web_telemetry_path,
+        web_config_file=args.web_config_file,
+        log_level=args.log_level,
+        log_format=args.log_format,
+        serializers=args.wamp_serializers,
+        max_retry_delay=args.wamp_max_retry_delay,
+        forget_after=args.forget_after,
+        max_agents=args.max_agents,
         wamp_tls=wamp_tls,
         wamp_auth=wamp_auth,
         expected_agents=expected,
         site_host=args.site_host,
-        op_types=parse_bool("--collector.op-types", args.__dict__["collector.op_types"]),
-        op_state=parse_bool("--collector.op-state", args.__dict__["collector.op_state"]),
-        registry_compat=parse_bool("--registry-compat", args.registry_compat),
-        registry_compat_instance_id=_instance_id(
-            "--registry-compat.instance-id", args.__dict__["registry_compat.instance_id"]
-        ),
+        op_types=args.collector_op_types,
+        op_state=args.collector_op_state,
+        registry_compat=args.registry_compat,
+        registry_compat_instance_id=args.registry_compat_instance_id,
     )

@@ -19,7 +19,6 @@ from exporter.http.basicauth import BcryptChecker, GuardedRoot, find_resource
 from exporter.http.web import MetricsPage, make_site
 from exporter.render.collector import ExporterCollector
 from exporter.render.exposition import AgentExposition
-from exporter.render.memory import heap_trimmer
 from exporter.state import AgentState
 from exporter.wamp.listener import HeartbeatListener
 from exporter.wamp.registry_compat import RegistryCompat
@@ -147,7 +146,6 @@ class ExporterService(service.MultiService):
             self.registry,
             AgentExposition(self.state, settings.op_state),
             partial(threads.deferToThreadPool, reactor, render_pool),
-            after=heap_trimmer(),
         )
         site = make_site(metrics, self.state, self.ready, settings.telemetry_path)
         self.web = WebService(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def all_flags() -> list[str]:
-    from exporter.config import build_parser
+    from exporter.flags import build_parser
 
     flags = [
         option

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.config import ConfigError, env_name, settings_from_args
+from exporter.config import ConfigError, settings_from_args
+from exporter.flags import duration, env_name
 from tests.support.cli import all_flags
 
 HUB = {
@@ -188,17 +189,14 @@ def test_help_documents_every_flag_and_its_variable(run_exporter):
     ],
 )
 def test_durations(value, seconds):
-    from exporter.config import parse_duration
-
-    assert parse_duration("--forget-after", value) == seconds
+    assert duration(value) == seconds
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "10x", "", "nan"])
-def test_bad_durations(value):
-    from exporter.config import parse_duration
-
+def test_bad_durations(tmp_path, value):
+    path = site(tmp_path, {"hub": HUB})
     with pytest.raises(ConfigError, match="--forget-after"):
-        parse_duration("--forget-after", value)
+        settings_from_args(["--site-file", str(path), "--forget-after", value])
 
 
 def test_forget_after_and_max_agents(tmp_path):
@@ -209,3 +207,101 @@ def test_forget_after_and_max_agents(tmp_path):
     assert (s.forget_after, s.max_agents) == (0, 5)
     with pytest.raises(ConfigError, match="--max-agents"):
         settings_from_args(["--site-file", str(path), "--max-agents", "many"])
+
+
+ENV_BAD = {
+    "typed": ("OCS_EXPORTER_AGENT_TIMEOUT", "-1", "--agent-timeout"),
+    "listen address": ("OCS_EXPORTER_WEB_LISTEN_ADDRESS", "nope", "--web.listen-address"),
+    "a choice": ("OCS_EXPORTER_LOG_LEVEL", "loud", "--log.level"),
+    "a boolean": ("OCS_EXPORTER_COLLECTOR_OP_STATE", "maybe", "--collector.op-state"),
+}
+
+
+@pytest.mark.parametrize("variable, value, flag", ENV_BAD.values(), ids=ENV_BAD.keys())
+def test_a_bad_value_in_the_environment_names_the_flag(
+    tmp_path, monkeypatch, variable, value, flag
+):
+    path = site(tmp_path, {"hub": HUB})
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        settings_from_args(["--site-file", str(path)])
+    assert f"{flag}: " in str(raised.value) and repr(value) in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_command_line_wins_over_bad_values_in_the_environment(tmp_path, monkeypatch):
+    path = site(tmp_path, {"hub": HUB})
+    for variable, value, _flag in ENV_BAD.values():
+        monkeypatch.setenv(variable, value)
+    s = settings_from_args(
+        [
+            *("--site-file", str(path), "--agent-timeout", "3", "--web.listen-address", ":1"),
+            *("--log.level", "warn", "--collector.op-state", "true"),
+        ]
+    )
+    assert (s.agent_timeout, s.listen_port, s.log_level, s.op_state) == (3.0, 1, "warn", True)
+
+
+def test_an_empty_variable_counts_as_unset(tmp_path, monkeypatch):
+    path = site(tmp_path, {"hub": HUB})
+    for flag in all_flags():
+        monkeypatch.setenv(env_name(flag), "")
+    s = settings_from_args(["--site-file", str(path)])
+    assert (s.agent_timeout, s.listen_port, s.log_level, s.wamp_tls) == (5.0, 10020, "info", None)
+
+
+def test_environment_values_are_converted_like_flags(tmp_path, monkeypatch):
+    path = site(tmp_path, {"hub": HUB})
+    monkeypatch.setenv("OCS_EXPORTER_FORGET_AFTER", "90m")
+    monkeypatch.setenv("OCS_EXPORTER_MAX_AGENTS", "7")
+    monkeypatch.setenv("OCS_EXPORTER_WAMP_SERIALIZERS", "json,msgpack")
+    monkeypatch.setenv("OCS_EXPORTER_WAMP_MAX_RETRY_DELAY", "2.5")
+    monkeypatch.setenv("OCS_EXPORTER_COLLECTOR_OP_TYPES", "off")
+    s = settings_from_args(["--site-file", str(path)])
+    assert (s.forget_after, s.max_agents, s.serializers) == (5400, 7, ("json", "msgpack"))
+    assert (s.max_retry_delay, s.op_types) == (2.5, False)
+
+
+def test_every_flag_is_read_as_an_attribute():
+    from exporter.flags import dest_name, parse_flags
+
+    args = vars(parse_flags([]))
+    assert sorted(args) == sorted(dest_name(flag) for flag in all_flags())
+    assert all(name.isidentifier() for name in args)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--log.level", "loud"], "argument --log.level: invalid choice: 'loud'"),
+        (["--wamp.authmethod", "kerberos"], "argument --wamp.authmethod: invalid choice"),
+        (["--max-agents", "many"], "argument --max-agents: 'many' is not a whole number"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["--agent-timeout"], "argument --agent-timeout: expected one argument"),
+    ],
+)
+def test_command_line_errors_are_one_line_without_usage(run_exporter, args, message):
+    code, out, err = run_exporter(*args)
+    assert code == 2 and out == ""
+    assert err.startswith("ocs-exporter: error: ")
+    assert err.count("\n") == 1 and message in err, err
+    assert "usage:" not in err and "Traceback" not in err
+
+
+def test_help_works_with_a_bad_value_in_the_environment(run_exporter):
+    code, out, _err = run_exporter("--help", env={"OCS_EXPORTER_LOG_LEVEL": "loud"})
+    assert code == 0 and "--log.level" in out
+
+
+def test_the_router_flags_are_grouped_together(run_exporter):
+    _code, out, _err = run_exporter("--help")
+    groups = {}
+    for line in out.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            group = line[:-1]
+        elif line.startswith("  --"):
+            groups[line.split()[0]] = group
+    assert groups["--wamp.max-retry-delay"] == groups["--wamp.authid"] == "router connection"
+    assert {flag for flag, name in groups.items() if name == "router connection"} == {
+        flag for flag in all_flags() if flag.startswith("--wamp.")
+    }

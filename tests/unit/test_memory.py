@@ -1,19 +1,46 @@
-"""The memory settings: allocator thresholds, heap trimming, frozen startup objects and
-pyOpenSSL left out, each checked in a child process."""
+"""The memory settings: glibc's allocator thresholds, set in the environment by the Docker
+image and the systemd unit, and the startup objects frozen out of the cyclic collector;
+each behaviour checked in a child process."""
 
 from __future__ import annotations
 
-import socket
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dockerfile_env() -> dict[str, str]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    env = {}
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["ENV"]:
+            env.update(word.split("=", 1) for word in words[1:])
+    return env
+
+
+def unit_env() -> dict[str, str]:
+    unit = ROOT / "deploy" / "systemd" / "ocs-exporter.service"
+    return dict(
+        line.removeprefix("Environment=").split("=", 1)
+        for line in unit.read_text().splitlines()
+        if line.startswith("Environment=")
+    )
+
+
+def allocator(env: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in env.items() if key.startswith("MALLOC_")}
+
+
+def test_the_image_and_the_unit_fix_the_mmap_threshold_alike():
+    assert "MALLOC_MMAP_THRESHOLD_" in allocator(dockerfile_env())
+    assert allocator(unit_env()) == allocator(dockerfile_env())
+
 
 CHILD = """
-import sys
-from exporter.render.memory import fix_thresholds
-if sys.argv[1] == "fixed":
-    assert fix_thresholds()
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
 big = bytes(30 << 20)  # one large uncompressed scrape, freed
@@ -28,28 +55,20 @@ print(rss() - before)
 """
 
 
-def kept_after_buffers(mode: str, env: dict | None = None) -> int:
+def kept_after_buffers(malloc_env: dict[str, str]) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", CHILD],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, **malloc_env},
     )
     return int(out.stdout)
 
 
-def test_thresholds_are_set_on_glibc():
-    from exporter.render.memory import fix_thresholds
-
-    assert fix_thresholds()
-
-
-def test_the_environment_wins(monkeypatch):
-    from exporter.render.memory import fix_thresholds
-
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
-    assert not fix_thresholds()
-
-
-def test_freed_scrape_buffers_go_back_to_the_system():
-    fixed, default = kept_after_buffers("fixed"), kept_after_buffers("default")
+def test_freed_scrape_buffers_go_back_to_the_system_with_the_images_thresholds():
+    fixed, default = kept_after_buffers(allocator(dockerfile_env())), kept_after_buffers({})
     assert fixed <= 3 << 20  # what the loop keeps, and little else
     assert default >= fixed + (4 << 20)  # glibc's own thresholds keep the buffers' memory
 
@@ -78,68 +97,3 @@ def test_startup_objects_are_frozen_and_later_cycles_still_collected():
     assert int(frozen) == int(count) > 20_000  # Twisted, autobahn, prometheus_client, ours
     assert int(old) < 1_000  # what a full collection still walks
     assert collected == "True"
-
-
-TRIM_CHILD = """
-import sys
-from exporter.render.memory import heap_trimmer
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
-trim = heap_trimmer()
-assert trim is not None
-chunks = [bytes(1000) + bytes([i % 256]) for i in range(60_000)]  # 60 MB in the heap
-kept = chunks[::16]  # every 16th stays: the free ones lie between live ones
-del chunks
-before = rss()
-trim()
-print(before - rss())
-"""
-
-
-def test_the_heap_trimmer_gives_back_free_pages_between_live_chunks():
-    out = subprocess.run(
-        [sys.executable, "-c", TRIM_CHILD], capture_output=True, text=True, check=True
-    )
-    assert int(out.stdout) > 30 << 20  # of ~56 MB freed in the middle of the heap
-
-
-def test_the_heap_trimmer_leaves_it_to_the_environment(monkeypatch):
-    from exporter.render.memory import heap_trimmer
-
-    assert heap_trimmer() is not None
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
-    assert heap_trimmer() is None
-
-
-TLS_CHILD = """
-import atexit, sys
-def report():
-    print(sys.modules.get("OpenSSL") is not None, "twisted.internet.reactor" in sys.modules)
-atexit.register(report)
-from exporter import cli
-cli.main(sys.argv[1:])
-"""
-
-
-@pytest.mark.parametrize(
-    ("extra", "loaded"),
-    [([], False), (["--web.config.file", "WEB"], True), (["--site-hub", "wss://h:1/ws"], True)],
-)
-def test_pyopenssl_is_left_out_unless_tls_may_be_used(tmp_path, extra, loaded):
-    """The exporter stops at its busy port, after the reactor and the service are loaded."""
-    web = tmp_path / "web.yml"
-    web.write_text("basic_auth_users: {}\n")
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        args = [
-            *("--site-hub", "ws://127.0.0.1:1/ws", "--site-realm", "r"),
-            *("--address-root", "observatory"),
-            *("--web.listen-address", f"127.0.0.1:{busy.getsockname()[1]}"),
-            *[str(web) if arg == "WEB" else arg for arg in extra],
-        ]
-        out = subprocess.run(
-            [sys.executable, "-c", TLS_CHILD, *args], capture_output=True, text=True, check=False
-        )
-    assert out.returncode == 2 and "cannot listen" in out.stderr, out.stderr
-    assert out.stdout.split() == [str(loaded), "True"]
