@@ -16,12 +16,7 @@ LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
-_NAMES = {
-    logging.DEBUG: "debug",
-    logging.INFO: "info",
-    logging.WARNING: "warn",
-    logging.ERROR: "error",
-}
+_NAMES = {number: name for name, number in LEVELS.items()}
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -305,3 +305,10 @@ def test_the_router_flags_are_grouped_together(run_exporter):
     assert {flag for flag, name in groups.items() if name == "router connection"} == {
         flag for flag in all_flags() if flag.startswith("--wamp.")
     }
+
+
+def test_the_log_levels_offered_are_the_ones_logging_knows():
+    from exporter.flags import LOG_LEVELS
+    from exporter.logs import LEVELS
+
+    assert tuple(LEVELS) == LOG_LEVELS
