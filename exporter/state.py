@@ -1,8 +1,9 @@
 """What the exporter knows about OCS agents: pure Python, no WAMP, no Prometheus.
 
-Heartbeats go in through :meth:`AgentState.ingest`; scrapes read a consistent
-:class:`Snapshot`. Liveness is decided when read, on a monotonic clock; the wall clock is
-only used for the timestamps that are exposed.
+Heartbeats go in through :meth:`AgentState.ingest`; every reader (the metrics, the status
+page, ``/api/agents``, the registry drop-in) reads a :class:`Snapshot` of
+:class:`AgentView`. Liveness is decided when read, on a monotonic clock, by one rule
+(:meth:`AgentState.snapshot`); the wall clock is only used for the times that are shown.
 """
 
 from __future__ import annotations
@@ -10,78 +11,39 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from sys import intern
 from typing import Any
 
-# OpCode values, as ocs.base.OpCode.
-OPCODES = {
-    1: "NONE",
-    2: "STARTING",
-    3: "RUNNING",
-    4: "STOPPING",
-    5: "SUCCEEDED",
-    6: "FAILED",
-    7: "EXPIRED",
-    8: "DEGRADED",
-}
-EXPIRED = 7
-
-# Why a heartbeat was rejected: a small fixed set, exposed as the `reason` label.
-REASONS = (
-    "malformed",  # not the [op_codes, feed] shape, or feed is not a mapping
-    "legacy",  # very old agents: a bare 0 instead of the op_codes mapping
-    "bad_op_codes",  # op_codes is not a mapping, or has too many operations
-    "bad_op_name",  # an operation name that is not a sane string
-    "bad_op_code",  # an op code that is not an integer in 1..8
-    "bad_agent_address",  # agent_address missing, not a string, or not under address_root
-    "bad_field",  # agent_class or session_id present but not a sane string
+from exporter.heartbeat import (
+    MAX_OPERATIONS,
+    OPCODES,
+    REASONS,
+    Heartbeat,
+    InvalidHeartbeat,
+    parse,
+    start_time,
 )
+from exporter.interning import InternTable
+from exporter.view import AgentRecord, AgentView, Snapshot
 
-MAX_NAME_LENGTH = 200  # operation names, agent addresses, agent classes, session ids
-MAX_OPERATIONS = 256  # per agent
+# OPCODES, MAX_OPERATIONS and InvalidHeartbeat are read from here by the web page and tests.
+__all__ = [
+    "MAX_OPERATIONS",
+    "OPCODES",
+    "AgentRefused",
+    "AgentState",
+    "Counters",
+    "ExpectedAgent",
+    "InvalidHeartbeat",
+]
+
+GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
 
 
 class AgentRefused(Exception):
     """A valid heartbeat from a new agent while ``max_agents`` agents are already tracked."""
-
-
-class InvalidHeartbeat(Exception):
-    """A heartbeat payload that is not one; ``reason`` is one of :data:`REASONS`."""
-
-    def __init__(self, reason: str, detail: str, agent_address: str | None = None) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-        self.agent_address = agent_address
-
-
-def _sane_name(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_NAME_LENGTH
-        and value.isprintable()
-        and not any(c.isspace() for c in value)
-    )
-
-
-def _sane_text(value: object) -> bool:
-    return isinstance(value, str) and len(value) <= MAX_NAME_LENGTH and value.isprintable()
-
-
-def _check_op_codes(op_codes: object, address: str) -> None:
-    if not isinstance(op_codes, dict):
-        raise InvalidHeartbeat("bad_op_codes", "op_codes is not a mapping", address)
-    if len(op_codes) > MAX_OPERATIONS:
-        raise InvalidHeartbeat(
-            "bad_op_codes", f"{len(op_codes)} operations (limit {MAX_OPERATIONS})", address
-        )
-    for name, code in op_codes.items():
-        if not _sane_name(name):
-            raise InvalidHeartbeat("bad_op_name", f"operation name {name!r:.80}", address)
-        if type(code) is not int or not 1 <= code <= 8:
-            raise InvalidHeartbeat("bad_op_code", f"op code {code!r:.40} for {name}", address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,98 +56,6 @@ class ExpectedAgent:
     expected: bool  # False for ``manage: ignore`` and ``.../down`` entries
 
 
-# (operation, OpCode) keys of Agent.transitions, one of each for all agents: 56 bytes a
-# key otherwise, ~400 bytes an agent.
-_TRANSITIONS: dict[tuple[str, int], tuple[str, int]] = {}
-
-
-def _transition(op: str, code: int) -> tuple[str, int]:
-    key = _TRANSITIONS.get((op, code))
-    if key is None:
-        if len(_TRANSITIONS) >= 100_000:  # names are few in practice; never grow unbounded
-            _TRANSITIONS.clear()
-        key = _TRANSITIONS[op, code] = (op, code)
-    return key
-
-
-# Operation types, one dict for all agents that have the same (never mutated): they come
-# from the agent's class, so a site's many agents of one class share one.
-_OP_TYPES: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-
-
-def _shared_op_types(types: dict[str, str]) -> dict[str, str]:
-    key = tuple(sorted(types.items()))
-    shared = _OP_TYPES.get(key)
-    if shared is None:
-        if len(_OP_TYPES) >= 10_000:  # classes are few in practice; never grow unbounded
-            _OP_TYPES.clear()
-        shared = _OP_TYPES[key] = {intern(op): intern(kind) for op, kind in types.items()}
-    return shared
-
-
-GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
-
-
-@dataclass(slots=True)
-class Agent:
-    """One agent, as configured and as last heard."""
-
-    address: str
-    instance_id: str
-    agent_class: str
-    session_id: str | None = None
-    op_codes: dict[str, int] = field(default_factory=dict)  # replaced, never mutated
-    last_wall: float | None = None  # None: configured, never heard
-    last_mono: float = -math.inf
-    version: int = 0  # a new, state-wide unique number whenever anything but the time changes
-    host: str = ""  # from the site config file
-    expected: bool | None = None  # None: not in the site config file
-    start_time: float | None = None  # from the session id
-    restarts: int = 0
-    changed: dict[str, float] = field(default_factory=dict)  # op -> wall time of last change
-    transitions: dict[tuple[str, int], int] = field(default_factory=dict)  # (op, code) -> n
-    op_types: dict[str, str] | None = None  # op -> "task" | "process", once asked
-    gap_current: float = 0.0  # longest gap in the current half-window
-    gap_previous: float = 0.0  # ... in the previous one
-    gap_since: float = -math.inf  # monotonic start of the current half-window
-
-    def max_gap(self, now: float) -> float:
-        """The longest gap between heartbeats over the last GAP_WINDOW / 2 to GAP_WINDOW
-        seconds, including the one still open."""
-        gap = now - self.last_mono
-        if self.gap_current > gap:  # noqa: PLR1730 - max() is a call per agent per scrape
-            gap = self.gap_current
-        if self.gap_previous > gap and now - self.gap_since < GAP_WINDOW / 2:
-            gap = self.gap_previous
-        return gap
-
-
-@dataclass(frozen=True, slots=True)
-class AgentView:
-    """One agent as a scrape sees it."""
-
-    address: str
-    instance_id: str
-    agent_class: str
-    session_id: str | None
-    up: bool
-    last_heartbeat: float | None  # Unix time of the last heartbeat; None: never heard
-    expired_at: float | None  # Unix time the timeout elapsed, while down
-    op_codes: dict[str, int]  # every code EXPIRED while down
-    host: str = ""
-    expected: bool | None = None
-    start_time: float | None = None
-    restarts: int = 0
-    changed: dict[str, float] = field(default_factory=dict)
-    transitions: dict[tuple[str, int], int] = field(default_factory=dict)
-    op_types: dict[str, str] | None = None
-    heartbeat_gap: float | None = None
-
-    @property
-    def heard(self) -> bool:
-        return self.last_heartbeat is not None
-
-
 @dataclass(frozen=True, slots=True)
 class Counters:
     heartbeats: int  # heartbeat events received, valid or not
@@ -196,23 +66,58 @@ class Counters:
     op_type_queries: dict[str, int] = field(default_factory=dict)  # result -> count
 
 
-# (agent, version, up, last_heartbeat, heartbeat_gap): what a scrape needs of an agent. The
-# agent's fields other than the times are only read while ``version`` matches.
-Row = tuple["Agent", int, bool, float | None, float | None]
+class _Agent:
+    """An agent's record and what moves at every heartbeat: its times and gaps."""
+
+    __slots__ = ("gap_current", "gap_previous", "gap_since", "last_mono", "last_wall", "record")
+
+    def __init__(self, record: AgentRecord) -> None:
+        self.record = record
+        self.last_wall: float | None = None  # None: configured, never heard
+        self.last_mono = -math.inf
+        self.gap_current = 0.0  # longest gap in the current half-window
+        self.gap_previous = 0.0  # ... in the previous one
+        self.gap_since = -math.inf  # monotonic start of the current half-window
+
+    def update(self, **changes: Any) -> None:
+        self.record = replace(self.record, **changes)
+
+    def touch(self, now_mono: float, now_wall: float) -> None:
+        gap = now_mono - self.last_mono
+        if now_mono - self.gap_since >= GAP_WINDOW / 2:
+            fresh = now_mono - self.gap_since < GAP_WINDOW
+            self.gap_previous = self.gap_current if fresh else 0.0
+            self.gap_current = 0.0
+            self.gap_since = now_mono
+        if gap > self.gap_current and self.last_wall is not None:
+            self.gap_current = gap
+        self.last_mono = now_mono
+        self.last_wall = now_wall
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    agents: tuple[AgentView, ...]
+# (operation, OpCode) keys of AgentRecord.transitions, one of each for all agents.
+_TRANSITIONS: InternTable[tuple[str, int], tuple[str, int]] = InternTable(lambda k: k, 100_000)
+# Operation types, one dict for all agents that have the same (never mutated): they come
+# from the agent's class, so a site's many agents of one class share one, in the order of
+# the first answer.
+_OP_TYPES: InternTable[tuple[tuple[str, str], ...], dict[str, str]] = InternTable(None, 10_000)
 
 
-def start_time(session_id: str | None) -> float | None:
-    """OCS session ids are ``str(time.time())`` at the agent's start."""
-    try:
-        value = float(session_id)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) and value > 0 else None
+def _op_history(record: AgentRecord, op_codes: dict[str, int], now_wall: float) -> dict:
+    """The record's op codes, last changes and transitions after a heartbeat with
+    ``op_codes``, as new dicts (readers may hold the old ones)."""
+    # Operation names are interned: thousands of agents share a few ("acq", ...), and the
+    # wire gives every heartbeat its own copies.
+    op_codes = {intern(op): code for op, code in op_codes.items()}
+    previous = record.op_codes
+    changed = {op: t for op, t in record.changed.items() if op in op_codes}
+    transitions = {k: n for k, n in record.transitions.items() if k[0] in op_codes}
+    for op, code in op_codes.items():
+        if previous.get(op) != code:
+            changed[op] = now_wall
+            key = _TRANSITIONS[op, code]
+            transitions[key] = transitions.get(key, 0) + 1
+    return {"op_codes": op_codes, "changed": changed, "transitions": transitions}
 
 
 class AgentState:
@@ -241,20 +146,15 @@ class AgentState:
         self.max_agents = max_agents
         self._monotonic = monotonic
         self._wall = wall
-        self._agents: dict[str, Agent] = {}
+        self._agents: dict[str, _Agent] = {}
         self._lock = threading.Lock()
         self._heartbeats = 0
         self._invalid = dict.fromkeys(REASONS, 0)
         self._refused = 0
         self._forgotten = 0
         self._op_type_queries = {"ok": 0, "failed": 0}
-        self._version = 0
         self._lost_at: float | None = None  # monotonic time the router connection was lost
         self._rejoined_at: float | None = None  # ... and came back after that
-
-    def _new_version(self) -> int:
-        self._version += 1
-        return self._version
 
     # -- heartbeats ------------------------------------------------------------------------
 
@@ -270,60 +170,26 @@ class AgentState:
                 if type(address) is str:
                     with self._lock:
                         agent = self._agents.get(address)
-                        if (
-                            agent is not None
-                            and agent.last_wall is not None
-                            and op_codes == agent.op_codes
-                            and feed.get("session_id") == agent.session_id
-                            and feed.get("agent_class", "") == agent.agent_class
-                        ):
-                            self._heartbeats += 1
-                            self._touch(agent, self._monotonic(), self._wall())
-                            return False
+                        if agent is not None and agent.last_wall is not None:
+                            record = agent.record
+                            if (
+                                op_codes == record.op_codes
+                                and feed.get("session_id") == record.session_id
+                                and feed.get("agent_class", "") == record.agent_class
+                            ):
+                                self._heartbeats += 1
+                                agent.touch(self._monotonic(), self._wall())
+                                return False
         try:
-            return self._ingest(payload)
+            return self._ingest(parse(payload, self.prefix))
         except InvalidHeartbeat as exc:
             with self._lock:
                 self._heartbeats += 1
                 self._invalid[exc.reason] += 1
             raise
 
-    def _touch(self, agent: Agent, now_mono: float, now_wall: float) -> None:
-        gap = now_mono - agent.last_mono
-        if now_mono - agent.gap_since >= GAP_WINDOW / 2:
-            fresh = now_mono - agent.gap_since < GAP_WINDOW
-            agent.gap_previous = agent.gap_current if fresh else 0.0
-            agent.gap_current = 0.0
-            agent.gap_since = now_mono
-        if gap > agent.gap_current and agent.last_wall is not None:
-            agent.gap_current = gap
-        agent.last_mono = now_mono
-        agent.last_wall = now_wall
-
-    def _ingest(self, payload: Any) -> bool:
-        if type(payload) not in (list, tuple) or len(payload) != 2:
-            raise InvalidHeartbeat("malformed", "payload is not [op_codes, feed]")
-        op_codes, feed = payload
-        if not isinstance(feed, dict):
-            raise InvalidHeartbeat("malformed", "feed is not a mapping")
-        address = feed.get("agent_address")
-        if (
-            not _sane_name(address)
-            or not address.startswith(self.prefix)
-            or len(address) == len(self.prefix)
-        ):
-            raise InvalidHeartbeat(
-                "bad_agent_address", f"agent_address {address!r:.80} is not under {self.prefix}"
-            )
-        if op_codes == 0 and type(op_codes) is int:
-            raise InvalidHeartbeat("legacy", "legacy heartbeat (bare 0)", address)
-        session_id = feed.get("session_id")
-        agent_class = feed.get("agent_class", "")
-        if not (session_id is None or _sane_text(session_id)) or not _sane_text(agent_class):
-            raise InvalidHeartbeat(
-                "bad_field", "session_id or agent_class is not a string", address
-            )
-        _check_op_codes(op_codes, address)
+    def _ingest(self, beat: Heartbeat) -> bool:
+        address, op_codes, session_id, agent_class = beat
         now_mono, now_wall = self._monotonic(), self._wall()
         with self._lock:
             self._heartbeats += 1
@@ -334,38 +200,26 @@ class AgentState:
                     if len(self._agents) >= self.max_agents:
                         self._refused += 1
                         raise AgentRefused(address)
-                agent = self._agents[address] = Agent(
-                    address, address[len(self.prefix) :], agent_class
-                )
-            new_session = agent.last_wall is None or session_id != agent.session_id
+                record = AgentRecord(address, address[len(self.prefix) :], agent_class)
+                agent = self._agents[address] = _Agent(record)
+            record = agent.record
+            heard = agent.last_wall is not None
+            new_session = not heard or session_id != record.session_id
+            session: dict[str, Any] = {}
             if new_session:
-                if agent.last_wall is not None:
-                    agent.restarts += 1
-                agent.session_id = session_id
-                agent.start_time = start_time(session_id)
-                agent.op_types = None
-            self._record_op_codes(agent, op_codes, now_wall)
-            agent.agent_class = intern(agent_class)
-            agent.version = self._new_version()
-            self._touch(agent, now_mono, now_wall)
+                session = {
+                    "session_id": session_id,
+                    "start_time": start_time(session_id),
+                    "restarts": record.restarts + 1 if heard else record.restarts,
+                    "op_types": None,
+                }
+            agent.update(
+                agent_class=intern(agent_class),
+                **session,
+                **_op_history(record, op_codes, now_wall),
+            )
+            agent.touch(now_mono, now_wall)
             return new_session
-
-    def _record_op_codes(self, agent: Agent, op_codes: dict[str, int], now_wall: float) -> None:
-        # Copy on write: scrapes may be reading the old dicts on another thread. Operation
-        # names are interned: thousands of agents share a few ("acq", ...), and the wire
-        # gives every heartbeat its own copies.
-        op_codes = {intern(op): code for op, code in op_codes.items()}
-        previous = agent.op_codes
-        changed = {op: t for op, t in agent.changed.items() if op in op_codes}
-        transitions = {k: n for k, n in agent.transitions.items() if k[0] in op_codes}
-        for op, code in op_codes.items():
-            if previous.get(op) != code:
-                changed[op] = now_wall
-                key = _transition(op, code)
-                transitions[key] = transitions.get(key, 0) + 1
-        agent.changed = changed
-        agent.transitions = transitions
-        agent.op_codes = op_codes
 
     # -- what else is known about agents ------------------------------------------------------
 
@@ -375,32 +229,29 @@ class AgentState:
         with self._lock:
             listed = {self.prefix + e.instance_id: e for e in entries}
             for address, agent in list(self._agents.items()):
-                if address not in listed and agent.expected is not None:
+                if address not in listed and agent.record.expected is not None:
                     if agent.last_wall is None:
                         del self._agents[address]
                     else:
-                        agent.host, agent.expected = "", None
-                        agent.version = self._new_version()
+                        agent.update(host="", expected=None)
             for address, entry in listed.items():
                 agent = self._agents.get(address)
+                unheard = agent is None or agent.last_wall is None
                 if agent is None:
-                    agent = self._agents[address] = Agent(
-                        address, entry.instance_id, entry.agent_class
-                    )
-                elif agent.last_wall is None:
-                    agent.agent_class = entry.agent_class
-                agent.host = entry.host
-                agent.expected = entry.expected
-                agent.version = self._new_version()
+                    record = AgentRecord(address, entry.instance_id, entry.agent_class)
+                    agent = self._agents[address] = _Agent(record)
+                named = {"agent_class": entry.agent_class} if unheard else {}
+                agent.update(host=entry.host, expected=entry.expected, **named)
 
     def set_op_types(self, address: str, session_id: str | None, types: dict[str, str]) -> None:
         """Operation types (task or process) as the agent's session ``session_id`` told."""
         with self._lock:
             self._op_type_queries["ok"] += 1
             agent = self._agents.get(address)
-            if agent is not None and agent.session_id == session_id:
-                agent.op_types = _shared_op_types(types)
-                agent.version = self._new_version()
+            if agent is not None and agent.record.session_id == session_id:
+                shared = {intern(op): intern(kind) for op, kind in types.items()}
+                types = _OP_TYPES.share(tuple(sorted(types.items())), shared)
+                agent.update(op_types=types)
 
     def op_types_failed(self) -> None:
         with self._lock:
@@ -409,7 +260,7 @@ class AgentState:
     def session_of(self, address: str) -> str | None:
         with self._lock:
             agent = self._agents.get(address)
-            return agent.session_id if agent is not None else None
+            return agent.record.session_id if agent is not None else None
 
     # -- the router connection ------------------------------------------------------------
 
@@ -428,33 +279,46 @@ class AgentState:
     # -- reading ---------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """A consistent view of every agent, with liveness decided now."""
+        """Every agent as it is now, with liveness decided now: cheap enough for every
+        scrape (one small tuple per agent; the records are shared, not copied). Agents
+        silent for ``forget_after`` are forgotten on the way."""
         with self._lock:
-            now = self._monotonic()
-            self._forget(now)
-            return Snapshot(tuple(self._view(agent, now) for agent in self._agents.values()))
+            return Snapshot(self._views(self._monotonic()))
 
-    def rows(self) -> list[Row]:
-        """What a scrape needs of every agent, cheaply: one tuple per agent with liveness
-        decided now. ``version`` changes whenever anything but the time does, so a renderer
-        can cache what it made of the rest; it must not read the agent's other fields when
-        the version it got here differs from the one it cached."""
-        with self._lock:
-            now = self._monotonic()
-            self._forget(now)
-            timeout = self.timeout
-            # The grace after a rejoin can only change an answer for one timeout after it.
-            grace = self._rejoined_at is not None and now - self._rejoined_at < timeout
-            return [
-                (
-                    agent,
-                    agent.version,
-                    now - (self._liveness_from(agent) if grace else agent.last_mono) < timeout,
-                    agent.last_wall,
-                    agent.max_gap(now) if agent.last_wall is not None else None,
-                )
-                for agent in self._agents.values()
-            ]
+    def _views(self, now: float) -> tuple[AgentView, ...]:
+        """The one liveness rule: an agent is up while less than ``timeout`` has passed
+        since its last heartbeat, or since the rejoin for an agent that was up when the
+        router was lost and has not been heard since. Written as one loop, forgetting
+        included: it runs for every agent at every scrape."""
+        timeout, new = self.timeout, tuple.__new__
+        forget_after = self.forget_after or math.inf
+        # Agents last heard between these two times were up when the router was lost.
+        grace_from, rejoined = math.inf, -math.inf  # none, unless the router came back
+        if self._rejoined_at is not None and self._lost_at is not None:
+            grace_from, rejoined = self._lost_at - timeout, self._rejoined_at
+        half_window = GAP_WINDOW / 2
+        views, silent = [], []
+        for address, agent in self._agents.items():
+            last, wall, record = agent.last_mono, agent.last_wall, agent.record
+            if now - last >= forget_after and record.expected is None:
+                silent.append(address)
+                continue
+            since = rejoined if grace_from < last < rejoined else last
+            up = now - since < timeout
+            if wall is None:
+                views.append(new(AgentView, (address, record, up, None, None, None)))
+                continue
+            # The longest gap over the last GAP_WINDOW / 2 to GAP_WINDOW seconds, including
+            # the one still open.
+            gap = now - last
+            if agent.gap_current > gap:  # noqa: PLR1730 - max() is a call per agent
+                gap = agent.gap_current
+            if agent.gap_previous > gap and now - agent.gap_since < half_window:
+                gap = agent.gap_previous
+            expired_at = None if up else wall + (since - last) + timeout
+            views.append(new(AgentView, (address, record, up, wall, gap, expired_at)))
+        self._drop(silent)
+        return tuple(views)
 
     def snapshot_counters(self) -> Counters:
         with self._lock:
@@ -468,82 +332,18 @@ class AgentState:
             )
 
     def _forget(self, now: float) -> None:
-        if not self.forget_after:
-            return
-        silent = [
-            address
-            for address, agent in self._agents.items()
-            if agent.expected is None and now - agent.last_mono >= self.forget_after
-        ]
-        for address in silent:
+        """Forget the agents not in the site config silent for ``forget_after`` (as
+        :meth:`_views` does on its way)."""
+        if self.forget_after:
+            self._drop(
+                [
+                    agent.record.address
+                    for agent in self._agents.values()
+                    if now - agent.last_mono >= self.forget_after and agent.record.expected is None
+                ]
+            )
+
+    def _drop(self, addresses: list[str]) -> None:
+        for address in addresses:
             del self._agents[address]
-        self._forgotten += len(silent)
-
-    def _liveness_from(self, agent: Agent) -> float:
-        """The monotonic time the agent's timeout runs from: its last heartbeat, or the
-        rejoin if it was up when the router was lost and has not been heard since."""
-        last = agent.last_mono
-        if (
-            self._rejoined_at is not None
-            and last < self._rejoined_at
-            and last > self._lost_at - self.timeout
-        ):
-            return self._rejoined_at
-        return last
-
-    def _view(self, agent: Agent, now: float) -> AgentView:
-        since = self._liveness_from(agent)
-        up = now - since < self.timeout
-        heard = agent.last_wall is not None
-        return AgentView(
-            address=agent.address,
-            instance_id=agent.instance_id,
-            agent_class=agent.agent_class,
-            session_id=agent.session_id,
-            up=up,
-            last_heartbeat=agent.last_wall,
-            expired_at=(
-                agent.last_wall + (since - agent.last_mono) + self.timeout
-                if heard and not up
-                else None
-            ),
-            op_codes=agent.op_codes if up else dict.fromkeys(agent.op_codes, EXPIRED),
-            host=agent.host,
-            expected=agent.expected,
-            start_time=agent.start_time,
-            restarts=agent.restarts,
-            changed=dict(agent.changed),
-            transitions=dict(agent.transitions),
-            op_types=dict(agent.op_types) if agent.op_types is not None else None,
-            heartbeat_gap=agent.max_gap(now) if heard else None,
-        )
-
-
-class LogThrottle:
-    """Says whether a message about ``key`` may be logged: at most once per ``interval``."""
-
-    def __init__(
-        self,
-        interval: float = 60.0,
-        monotonic: Callable[[], float] = time.monotonic,
-        max_keys: int = 10_000,
-    ) -> None:
-        self.interval = interval
-        self._monotonic = monotonic
-        self._max_keys = max_keys
-        self._last: dict[Hashable, float] = {}
-        self.suppressed = 0
-
-    def allow(self, key: Hashable) -> bool:
-        now = self._monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            self.suppressed += 1
-            return False
-        if len(self._last) >= self._max_keys:
-            self._last = {k: t for k, t in self._last.items() if now - t < self.interval}
-            if len(self._last) >= self._max_keys:
-                self.suppressed += 1
-                return False
-        self._last[key] = now
-        return True
+        self._forgotten += len(addresses)

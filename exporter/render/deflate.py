@@ -3,12 +3,14 @@
 A :class:`Piece` is raw deflate data that ends with a sync flush: non-final blocks ending
 on a byte boundary. Pieces compressed separately therefore concatenate into one valid
 deflate stream, and a scrape compresses only the text that changed since the last one.
-The gzip trailer needs the CRC-32 of the whole text. Appending ``n`` bytes to a text maps
-its CRC linearly (over GF(2)) before the new bytes' own CRC is added:
+The gzip trailer needs the CRC-32 of the whole text, combined from the pieces' CRCs with
+``zlib.crc32_combine`` (Python 3.15 and later). Where zlib does not offer it, the same
+arithmetic is done here: appending ``n`` bytes to a text maps its CRC linearly (over
+GF(2)) before the new bytes' own CRC is added,
 ``crc32(a + b) == multiply(shift(len(b)), crc32(a)) ^ crc32(b)``, where ``shift(n)`` is
-x^(8n) modulo the CRC polynomial, as zlib's ``crc32_combine`` computes it. Each piece keeps
-its CRC and its shift, so joining pieces costs a few microseconds each, whatever their
-size. The result is a single standard gzip member (RFC 1952), not concatenated members.
+x^(8n) modulo the CRC polynomial; each piece then keeps its shift, so joining pieces costs
+a few microseconds each, whatever their size. The result is a single standard gzip member
+(RFC 1952), not concatenated members.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Piece:
     data: bytes | tuple[bytes, ...]
     size: int
     crc: int
-    shift: int  # x^(8 * size) modulo the CRC-32 polynomial
+    shift: int  # for the fallback: x^(8 * size) modulo the CRC-32 polynomial, else 0
 
 
 POLYNOMIAL = 0xEDB88320  # CRC-32's, bit-reversed as zlib keeps it: x^0 is the top bit
@@ -88,6 +90,31 @@ def shift(size: int) -> int:
     return power
 
 
+def combine_fallback(crc1: int, crc2: int, len2: int) -> int:
+    """``zlib.crc32_combine`` in Python: the CRC-32 of ``a + b`` from ``crc32(a)``,
+    ``crc32(b)`` and ``len(b)``."""
+    return multiply(shift(len2), crc1) ^ crc2
+
+
+NATIVE = hasattr(zlib, "crc32_combine")  # Python 3.15 and later
+
+if NATIVE:
+
+    def _shift_of(size: int) -> int:
+        return 0  # unused: zlib combines from the length
+
+    def _extend(crc: int, piece: Piece) -> int:
+        """The CRC of a text followed by the piece's, from the text's CRC."""
+        return zlib.crc32_combine(crc, piece.crc, piece.size)  # type: ignore[attr-defined]
+
+else:
+    _shift_of = shift
+
+    def _extend(crc: int, piece: Piece) -> int:
+        """The CRC of a text followed by the piece's, from the text's CRC."""
+        return multiply(piece.shift, crc) ^ piece.crc
+
+
 def deflate(text: bytes, level: int = LEVEL) -> bytes:
     """Raw deflate of ``text`` ending on a byte boundary, without a final block."""
     compressor = zlib.compressobj(level, zlib.DEFLATED, -WINDOW_BITS, MEM_LEVEL)
@@ -95,7 +122,7 @@ def deflate(text: bytes, level: int = LEVEL) -> bytes:
 
 
 def compress(text: bytes, level: int = LEVEL) -> Piece:
-    return Piece(deflate(text, level), len(text), zlib.crc32(text), shift(len(text)))
+    return Piece(deflate(text, level), len(text), zlib.crc32(text), _shift_of(len(text)))
 
 
 class Stream:
@@ -114,7 +141,7 @@ class Stream:
 
     def piece(self) -> Piece:
         self._out.append(self._compressor.flush(zlib.Z_SYNC_FLUSH))
-        return Piece(tuple(self._out), self._size, self._crc, shift(self._size))
+        return Piece(tuple(self._out), self._size, self._crc, _shift_of(self._size))
 
 
 def concat(pieces: Iterable[Piece]) -> Piece:
@@ -123,9 +150,9 @@ def concat(pieces: Iterable[Piece]) -> Piece:
     crc = size = 0
     for piece in pieces:
         _add(datas, piece.data)
-        crc = multiply(piece.shift, crc) ^ piece.crc
+        crc = _extend(crc, piece)
         size += piece.size
-    return Piece(tuple(datas), size, crc, shift(size))
+    return Piece(tuple(datas), size, crc, _shift_of(size))
 
 
 def _add(out: list[bytes], data: bytes | tuple[bytes, ...]) -> None:
@@ -155,7 +182,7 @@ def gzip_member(parts: Iterable[Piece | bytes], level: int = LEVEL) -> bytes:
         else:
             flush()
             _add(out, part.data)
-            crc = multiply(part.shift, crc) ^ part.crc
+            crc = _extend(crc, part)
             size += part.size
     flush()
     out.append(FINAL_BLOCK + struct.pack("<II", crc, size & 0xFFFFFFFF))

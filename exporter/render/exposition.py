@@ -19,14 +19,24 @@ import gc
 import threading
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import accumulate
+from operator import itemgetter
+from typing import NamedTuple
 
+from exporter.interning import InternTable
 from exporter.render import deflate
 from exporter.render.deflate import Piece
-from exporter.render.families import AGENT_FAMILIES, OP_STATE_FAMILY, expected_label
-from exporter.state import EXPIRED, OPCODES, Agent, AgentState, Row
+from exporter.render.families import (
+    AGENT_FAMILIES,
+    MOVING_DIGITS,
+    OP_STATE_FAMILY,
+    Family,
+    Sample,
+)
+from exporter.state import AgentState
+from exporter.view import AgentRecord, AgentView
 
 BLOCK_SIZE = 32  # agents per block: small enough to redo, large enough to compress well
 SPLICE_MAX = 4  # agents of a block changed at most for splicing their lines in
@@ -36,119 +46,107 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+# What a block's lines are made of: its agents' records (compared by identity: a change
+# makes a new one) and whether each is up.
+Key = tuple[tuple[AgentRecord, ...], bytes]
+ADDRESS, RECORD, UP = (itemgetter(AgentView._fields.index(f)) for f in ("address", "record", "up"))
+
 FAMILIES = (*AGENT_FAMILIES, OP_STATE_FAMILY)
-INDEX = {family[0]: i for i, family in enumerate(FAMILIES)}
-LAST, GAP = (
-    INDEX["ocs_agent_last_heartbeat_timestamp_seconds"],
-    INDEX["ocs_agent_heartbeat_gap_seconds"],
+INDEX = {family.name: i for i, family in enumerate(FAMILIES)}
+# The heartbeat times and gaps (a family's ``moving`` value) are formatted at every scrape
+# into per-block format strings: "%.6f" is several times faster than the shortest repr.
+MOVING = tuple((i, family) for i, family in enumerate(FAMILIES) if family.moving)
+MOVING_LINES = tuple(
+    f"{family.sample_name}{{%b}} %%.{MOVING_DIGITS}f\n".encode() for _, family in MOVING
 )
-# The heartbeat times and gaps are formatted at every scrape, to the microsecond: "%.6f" is
-# several times faster than the shortest repr, and the reference collector rounds alike.
-LAST_LINE = b"ocs_agent_last_heartbeat_timestamp_seconds{%b} %%.6f\n"
-GAP_LINE = b"ocs_agent_heartbeat_gap_seconds{%b} %%.6f\n"
 
 
 def _headers(openmetrics: bool) -> list[Piece]:
     headers = []
-    for family, kind, _, help in FAMILIES:
-        name, shown = family, kind
+    for family in FAMILIES:
+        name, shown = family.name, family.kind
         if not openmetrics:  # the classic text format: counters as name_total, no stateset
-            name = family + "_total" if kind == "counter" else family
-            shown = "gauge" if kind == "stateset" else kind
-        headers.append(deflate.compress(f"# HELP {name} {help}\n# TYPE {name} {shown}\n".encode()))
+            name = family.sample_name
+            shown = "gauge" if family.kind == "stateset" else family.kind
+        text = f"# HELP {name} {family.help}\n# TYPE {name} {shown}\n"
+        headers.append(deflate.compress(text.encode()))
     return headers
 
 
 HEADERS = {False: _headers(False), True: _headers(True)}
 
 
-_OP_LABELS: dict[str, str] = {}  # operation name -> its rendered label, for names seen
+def _label_texts(family: Family) -> InternTable[tuple[str, ...] | str, str]:
+    """The family's labels after the agent's, rendered, for the label values seen: the
+    same few operation names and classes come back in every agent's lines."""
+
+    def text(values: tuple[str, ...] | str) -> str:
+        if isinstance(values, str):
+            values = (values,)
+        pairs = zip(family.labels, values, strict=True)
+        return "".join([f',{name}="{_escape(value)}"' for name, value in pairs])
+
+    return InternTable(text, 50_000)
 
 
-def _op(name: str) -> str:
-    label = _OP_LABELS.get(name)
-    if label is None:
-        if len(_OP_LABELS) >= 100_000:  # names are few in practice; never grow unbounded
-            _OP_LABELS.clear()
-        label = _OP_LABELS[name] = f',operation="{_escape(name)}"'
-    return label
+class _Writer(NamedTuple):
+    """How to write one family's lines of an agent (but for the moving families)."""
+
+    index: int
+    start: str  # the sample name and "{"
+    samples: Callable[[AgentView], Collection[Sample]] | None
+    value: Callable[[AgentView], float | None] | None
+    label_texts: InternTable[tuple[str, ...] | str, str] | None
+    states: list[tuple[int, str]] | None  # a stateset's: (number, its label and "} ")
+
+    @classmethod
+    def of(cls, index: int, family: Family) -> _Writer:
+        states = None
+        if family.states is not None:
+            states = [(n, f',{family.name}="{state}"}} ') for n, state in family.states.items()]
+        label_texts = _label_texts(family) if family.labels else None
+        start = family.sample_name + "{"
+        return cls(index, start, family.samples, family.value, label_texts, states)
 
 
-def agent_labels(agent: Agent) -> str:
+STATIC = tuple(_Writer.of(i, family) for i, family in enumerate(FAMILIES) if not family.moving)
+WRITERS = {False: STATIC[:-1], True: STATIC}  # without and with ocs_op_state, always last
+
+
+def agent_labels(agent: AgentView) -> str:
+    record = agent.record
     return (
         f'agent_address="{_escape(agent.address)}",'
-        f'instance_id="{_escape(agent.instance_id)}",'
-        f'agent_class="{_escape(agent.agent_class)}"'
+        f'instance_id="{_escape(record.instance_id)}",'
+        f'agent_class="{_escape(record.agent_class)}"'
     )
 
 
-def _family_index(family: str) -> int:
-    return INDEX[family[: -len("_total")] if family.endswith("_total") else family]
-
-
-(INFO, UP, START, RESTARTS, CODE, CHANGE, TRANSITIONS, OP_INFO, OP_STATE) = map(
-    _family_index,
-    (
-        "ocs_agent_info",
-        "ocs_agent_up",
-        "ocs_agent_start_timestamp_seconds",
-        "ocs_agent_restarts_total",
-        "ocs_op_code",
-        "ocs_op_last_change_timestamp_seconds",
-        "ocs_op_transitions_total",
-        "ocs_op_info",
-        "ocs_op_state",
-    ),
-)
-
-
-def agent_lines(agent: Agent, labels: str, up: bool, op_state: bool) -> dict[int, str]:
-    """The agent's lines per family index, but for the heartbeat time and gap."""
-    codes = agent.op_codes if up else dict.fromkeys(agent.op_codes, EXPIRED)
-    lines = {
-        INFO: f'ocs_agent_info{{{labels},host="{_escape(agent.host)}",'
-        f'expected="{expected_label(agent.expected)}"}} 1.0\n',
-        UP: f"ocs_agent_up{{{labels}}} {'1.0' if up else '0.0'}\n",
-    }
-    if agent.start_time is not None:
-        start = float(agent.start_time)
-        lines[START] = f"ocs_agent_start_timestamp_seconds{{{labels}}} {start!r}\n"
-    if agent.last_wall is not None:
-        lines[RESTARTS] = f"ocs_agent_restarts_total{{{labels}}} {float(agent.restarts)!r}\n"
-    if codes:
-        head = "ocs_op_code{" + labels
-        lines[CODE] = "".join([f"{head}{_op(n)}}} {float(c)!r}\n" for n, c in codes.items()])
-    if agent.changed:
-        head = "ocs_op_last_change_timestamp_seconds{" + labels
-        lines[CHANGE] = "".join(
-            [f"{head}{_op(n)}}} {float(t)!r}\n" for n, t in agent.changed.items()]
-        )
-    if agent.transitions:
-        head = "ocs_op_transitions_total{" + labels
-        lines[TRANSITIONS] = "".join(
-            [
-                f'{head}{_op(n)},to="{OPCODES[c]}"}} {float(k)!r}\n'
-                for (n, c), k in agent.transitions.items()
-            ]
-        )
-    if agent.op_types:
-        head = "ocs_op_info{" + labels
-        info = [
-            f'{head}{_op(n)},op_type="{_escape(kind)}"}} 1.0\n'
-            for n, kind in agent.op_types.items()
-            if n in codes
-        ]
-        if info:
-            lines[OP_INFO] = "".join(info)
-    if op_state and codes:
-        head = "ocs_op_state{" + labels
-        lines[OP_STATE] = "".join(
-            [
-                f'{head}{_op(n)},ocs_op_state="{state}"}} {"1.0" if number == c else "0.0"}\n'
-                for n, c in codes.items()
-                for number, state in OPCODES.items()
-            ]
-        )
+def agent_lines(agent: AgentView, labels: str, writers: Sequence[_Writer]) -> dict[int, str]:
+    """The agent's lines per family index, but for the moving families'."""
+    lines = {}
+    for index, start, samples_of, value_of, texts, states in writers:
+        if value_of is not None:
+            value = value_of(agent)
+            if value is not None:
+                lines[index] = f"{start}{labels}}} {float(value)!r}\n"
+            continue
+        samples = samples_of(agent)  # type: ignore[misc]
+        if not samples:
+            continue
+        head = start + labels
+        if states is not None:  # a series per state; the sample's value says which is true
+            lines[index] = "".join(
+                [
+                    f"{head}{texts[values]}{state}{'1.0' if number == value else '0.0'}\n"
+                    for values, value in samples
+                    for number, state in states
+                ]
+            )
+        else:
+            lines[index] = "".join(
+                [f"{head}{texts[values]}}} {float(value)!r}\n" for values, value in samples]
+            )
     return lines
 
 
@@ -173,58 +171,52 @@ def _inflate(piece: Piece | None) -> bytes:
 
 class _Block:
     """Up to BLOCK_SIZE agents: per family index their lines compressed, where each agent's
-    lines end in that text and a hash of them, and the format strings of the lines made at
-    every scrape (one line, one value, per heard agent). ``key`` says which versions of its
+    lines end in that text and a hash of them, and per moving family the format string of
+    its lines (one line, one value, per heard agent). ``key`` says which versions of its
     agents, up or down, all this is for."""
 
-    __slots__ = (
-        "addresses",
-        "ends",
-        "gap_format",
-        "hashes",
-        "heard",
-        "heard_at",
-        "key",
-        "last_format",
-        "pieces",
-        "size",
-    )
+    __slots__ = ("addresses", "ends", "formats", "hashes", "heard", "heard_at", "key", "pieces")
+    __slots__ += ("size",)
 
     def __init__(self) -> None:
-        self.key: tuple[int, ...] = ()
+        self.key: Key = ((), b"")
         self.addresses: list[str] = []
-        self.heard_at = b""  # per agent, 1 if it has a heartbeat time (a line in the formats)
+        self.heard_at = b""  # per agent, 1 if heard (it has a line in the formats)
         self.pieces: dict[int, Piece] = {}
         self.ends: dict[int, array[int]] = {}  # per family, where each agent's lines end
         self.hashes: dict[int, array[int]] = {}  # per family, hash() of each agent's lines
-        self.last_format = self.gap_format = b""
-        self.heard = False  # any agent with a heartbeat time
+        self.formats = [b""] * len(MOVING)  # per moving family
+        self.heard = 0  # agents heard
         self.size = 0  # agents assigned to it
 
-    def update(self, rows: list[Row], key: tuple[int, ...], op_state: bool) -> set[int]:
+    def update(self, views: Sequence[AgentView], key: Key, writers: Sequence[_Writer]) -> set[int]:
         """Brings the block to ``key``; returns the family indices whose text changed. A few
         agents changed: their lines are spliced into the texts that changed; else (agents
         came or went, or many changed) the block is rendered again."""
-        old = self.key
-        if len(key) == len(old) and [row[0].address for row in rows] == self.addresses:
-            moved = [i for i in range(len(key)) if key[i] != old[i]]
+        (records, ups), (old, old_ups) = key, self.key
+        if len(records) == len(old) and list(map(ADDRESS, views)) == self.addresses:
+            moved = [
+                i
+                for i, record in enumerate(records)
+                if record is not old[i] or ups[i] != old_ups[i]
+            ]
             if len(moved) <= SPLICE_MAX:
-                return self._splice(rows, moved, key, op_state)
-        return self._make(rows, key, op_state)
+                return self._splice(views, moved, key, writers)
+        return self._make(views, key, writers)
 
-    def _make(self, rows: list[Row], key: tuple[int, ...], op_state: bool) -> set[int]:
-        n = len(rows)
+    def _make(self, views: Sequence[AgentView], key: Key, writers: Sequence[_Writer]) -> set[int]:
+        n = len(views)
         texts: dict[int, list[bytes]] = {}
         ends: dict[int, array[int]] = {}
         hashes: dict[int, array[int]] = {}
-        last, gap = [], []
-        for position, (agent, _, up, heard_at, _) in enumerate(rows):
+        formats: list[list[bytes]] = [[] for _ in MOVING]
+        for position, agent in enumerate(views):
             text = agent_labels(agent)
-            if heard_at is not None:
+            if agent.last_heartbeat is not None:
                 labels = text.encode().replace(b"%", b"%%")
-                last.append(LAST_LINE % labels)
-                gap.append(GAP_LINE % labels)
-            for index, lines in agent_lines(agent, text, up, op_state).items():
+                for line, out in zip(MOVING_LINES, formats, strict=True):
+                    out.append(line % labels)
+            for index, lines in agent_lines(agent, text, writers).items():
                 if index not in texts:
                     texts[index], ends[index] = [], array("L", [0]) * n
                     hashes[index] = array("q", [0]) * n
@@ -239,23 +231,27 @@ class _Block:
         changed = {i for i in before.keys() | pieces.keys() if i not in before or i not in pieces}
         changed.update(i for i in before.keys() & pieces.keys() if before[i].data != pieces[i].data)
         self.pieces, self.ends, self.hashes = pieces, ends, hashes
-        self.addresses = [row[0].address for row in rows]
-        self.last_format, self.gap_format = b"".join(last), b"".join(gap)
-        self.heard_at = bytes([row[3] is not None for row in rows])
-        self.heard, self.key = bool(last), key
+        self.addresses = list(map(ADDRESS, views))
+        self.formats = [b"".join(lines) for lines in formats]
+        self.heard_at = bytes([agent.last_heartbeat is not None for agent in views])
+        self.heard, self.key = sum(self.heard_at), key
         return changed
 
     def _splice(
-        self, rows: list[Row], moved: list[int], key: tuple[int, ...], op_state: bool
+        self,
+        views: Sequence[AgentView],
+        moved: list[int],
+        key: Key,
+        writers: Sequence[_Writer],
     ) -> set[int]:
-        n = len(rows)
+        n = len(views)
         edits: dict[int, list[tuple[int, bytes]]] = {}  # family -> (position, new lines)
-        timed: dict[int, bytes | None] = {}  # position -> its labels, None: no time lines
+        timed: dict[int, bytes | None] = {}  # position -> its labels, None: not heard
         for position in moved:
-            agent, _, up, heard_at, _ = rows[position]
+            agent = views[position]
             text = agent_labels(agent)
-            timed[position] = text.encode() if heard_at is not None else None
-            lines = agent_lines(agent, text, up, op_state)
+            timed[position] = text.encode() if agent.last_heartbeat is not None else None
+            lines = agent_lines(agent, text, writers)
             for index in lines.keys() | self.hashes.keys():
                 data = lines[index].encode() if index in lines else b""
                 hashes = self.hashes.get(index)
@@ -287,26 +283,34 @@ class _Block:
     def _splice_formats(self, timed: dict[int, bytes | None]) -> None:
         """The moved agents' lines in the format strings, the others' kept as they are (a
         line ends at the first newline: label values have theirs escaped)."""
-        last_lines = iter(self.last_format.split(b"\n"))
-        gap_lines = iter(self.gap_format.split(b"\n"))
-        last, gap, heard_at = [], [], bytearray(self.heard_at)
-        for position, had in enumerate(self.heard_at):
-            lines = (next(last_lines) + b"\n", next(gap_lines) + b"\n") if had else None
-            if position in timed:
-                labels = timed[position]
-                lines = None
-                if labels is not None:
-                    labels = labels.replace(b"%", b"%%")
-                    lines = (LAST_LINE % labels, GAP_LINE % labels)
-                heard_at[position] = lines is not None
-            if lines is not None:
-                last.append(lines[0])
-                gap.append(lines[1])
-        self.last_format, self.gap_format = b"".join(last), b"".join(gap)
-        self.heard_at, self.heard = bytes(heard_at), bool(last)
+        before = [position for position, had in enumerate(self.heard_at) if had]
+        heard_at = bytearray(self.heard_at)
+        for position, labels in timed.items():
+            heard_at[position] = labels is not None
+        after = [position for position, has in enumerate(heard_at) if has]
+        formats = []
+        for line, text in zip(MOVING_LINES, self.formats, strict=True):
+            # By position, without their newline.
+            lines = dict(zip(before, text.split(b"\n")[:-1], strict=True))
+            for position, labels in timed.items():
+                if labels is None:
+                    lines.pop(position, None)
+                else:
+                    lines[position] = line[:-1] % labels.replace(b"%", b"%%")
+            formats.append(b"".join([lines[position] + b"\n" for position in after]))
+        self.formats = formats
+        self.heard_at, self.heard = bytes(heard_at), len(after)
 
 
-class _Lines(list):
+def _picker(positions: list[int]) -> Callable[[Sequence[AgentView]], tuple[AgentView, ...]]:
+    """A function picking the items at ``positions``, as a tuple, in C."""
+    if len(positions) == 1:
+        position = positions[0]
+        return lambda views: (views[position],)
+    return itemgetter(*positions) if positions else lambda _: ()
+
+
+class _Text(list):
     """Text written in parts, for an uncompressed scrape: the same calls as a Stream."""
 
     write = list.append
@@ -322,9 +326,12 @@ class AgentExposition:
     def __init__(self, state: AgentState, op_state: bool = False) -> None:
         self.state = state
         self.op_state = op_state
+        self.writers = WRITERS[op_state]
         self.families = len(FAMILIES) if op_state else len(FAMILIES) - 1
         self._blocks: list[_Block] = []
         self._block_of: dict[str, int] = {}  # agent address -> index in _blocks
+        self._addresses: list[str] = []  # the agents of the last scrape, in order
+        self._pickers: list[Callable[[Sequence[AgentView]], tuple[AgentView, ...]]] = []
         self._open: list[int] = []  # blocks with room; new agents go to the last
         self._families: dict[int, Piece] = {}  # family index -> every block's lines
         self._dirty: set[int] = set()  # families whose blocks changed since joined
@@ -332,35 +339,33 @@ class AgentExposition:
 
     def parts(self, openmetrics: bool = False, compressed: bool = False) -> list[Piece | bytes]:
         """The agent families in exposition order: pieces (unchanged since some earlier
-        scrape) and the heartbeat times and gaps made now, compressed as they are made
-        when ``compressed`` (a gzip scrape), else as bytes."""
+        scrape) and the moving families' lines made now, compressed as they are made when
+        ``compressed`` (a gzip scrape), else as bytes."""
         with _collector_paused():
-            # The rows are gone when the collector resumes.
+            # The views are gone when the collector resumes.
             return self._parts(openmetrics, compressed)
 
     def _parts(self, openmetrics: bool, compressed: bool) -> list[Piece | bytes]:
         with self._lock:
-            rows = self.state.rows()
-            buckets = self._sort(rows)
-            last: deflate.Stream | _Lines = deflate.Stream() if compressed else _Lines()
-            gap: deflate.Stream | _Lines = deflate.Stream() if compressed else _Lines()
+            views = self.state.snapshot().agents
+            buckets = self._sort(views)
+            moving = [deflate.Stream() if compressed else _Text() for _ in MOVING]
+            values = [family.value for _, family in MOVING]
             for block, bucket in zip(self._blocks, buckets, strict=True):
-                key = tuple([row[1] * 2 + row[2] for row in bucket])
+                key = (tuple(map(RECORD, bucket)), bytes(map(UP, bucket)))
                 if key != block.key:
-                    self._dirty |= block.update(bucket, key, self.op_state)
+                    self._dirty |= block.update(bucket, key, self.writers)
                 if block.heard:
-                    heard = [row for row in bucket if row[3] is not None]
-                    last.write(block.last_format % tuple([row[3] for row in heard]))
-                    gap.write(block.gap_format % tuple([row[4] for row in heard]))
+                    heard = bucket
+                    if block.heard < len(bucket):
+                        heard = [agent for agent in bucket if agent.last_heartbeat is not None]
+                    for line, value, out in zip(block.formats, values, moving, strict=True):
+                        out.write(line % tuple(map(value, heard)))
+            made = {index: out.piece() for (index, _), out in zip(MOVING, moving, strict=True)}
             parts: list[Piece | bytes] = []
             for index, header in enumerate(HEADERS[openmetrics][: self.families]):
                 parts.append(header)
-                if index == LAST:
-                    parts.append(last.piece())
-                elif index == GAP:
-                    parts.append(gap.piece())
-                else:
-                    parts.append(self._family(index))
+                parts.append(made[index] if index in made else self._family(index))
             self._dirty.clear()
             return parts
 
@@ -377,22 +382,32 @@ class AgentExposition:
     def render(self, openmetrics: bool = False) -> bytes:
         return deflate.text_of(self.parts(openmetrics))
 
-    def _sort(self, rows: list[Row]) -> list[list[Row]]:
-        """The rows per block, assigning new agents to blocks with room; agents that are
-        gone (forgotten) leave theirs."""
+    def _sort(self, views: tuple[AgentView, ...]) -> list[tuple[AgentView, ...]]:
+        """The views per block. While the same agents come in the same order (the state
+        keeps its order; agents come and go rarely) the views are picked per block as
+        last time, without looking at them one by one."""
+        addresses = list(map(ADDRESS, views))
+        if addresses != self._addresses:
+            self._pickers = [_picker(positions) for positions in self._assign(addresses)]
+            self._addresses = addresses
+        return [pick(views) for pick in self._pickers]
+
+    def _assign(self, addresses: list[str]) -> list[list[int]]:
+        """Each block's agents' positions among ``addresses``, assigning new agents to
+        blocks with room; agents that are gone (forgotten) leave theirs."""
         block_of = self._block_of
-        indices = [block_of.get(row[0].address) for row in rows]
-        if len(rows) - indices.count(None) < len(block_of):
-            self._release({row[0].address for row in rows})
-        buckets: list[list[Row]] = [[] for _ in self._blocks]
-        for row, known in zip(rows, indices, strict=True):
+        indices = list(map(block_of.get, addresses))
+        if len(addresses) - indices.count(None) < len(block_of):
+            self._release(set(addresses))
+        positions: list[list[int]] = [[] for _ in self._blocks]
+        for position, (address, known) in enumerate(zip(addresses, indices, strict=True)):
             index = known
             if index is None:
-                index = block_of[row[0].address] = self._room()
-                if index == len(buckets):
-                    buckets.append([])
-            buckets[index].append(row)
-        return buckets
+                index = block_of[address] = self._room()
+                if index == len(positions):
+                    positions.append([])
+            positions[index].append(position)
+        return positions
 
     def _room(self) -> int:
         while self._open and self._blocks[self._open[-1]].size >= BLOCK_SIZE:

@@ -1,81 +1,182 @@
-"""The agent metric families: names, types, labels and help, read by every renderer."""
+"""The agent metric families: the one table every renderer reads.
+
+Each :class:`Family` says its name, type, labels and help, and how its samples come from
+an :class:`exporter.state.AgentView`. The fast renderer (:mod:`exporter.render.exposition`)
+and the reference collector (``testbed/reference.py``) both render this table, so a new
+family is one more entry here.
+"""
 
 from __future__ import annotations
 
-AGENT_LABELS = ["agent_address", "instance_id", "agent_class"]
-OP_LABELS = [*AGENT_LABELS, "operation"]
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from operator import attrgetter
 
-# The agent families, in exposition order: (name, type, extra labels, help). Counters are
-# named without _total, as in OpenMetrics.
-AGENT_FAMILIES = (
-    (
-        "ocs_agent_info",
-        "gauge",
-        ["host", "expected"],
-        "Always 1 for every known agent, configured or heard; host from the site config, "
-        "expected true (listed, should run), false (listed with manage ignore or .../down) "
-        "or unknown (heard, not listed).",
-    ),
-    ("ocs_agent_up", "gauge", [], "1 if the agent heartbeated within the agent timeout, else 0."),
-    (
-        "ocs_agent_last_heartbeat_timestamp_seconds",
-        "gauge",
-        [],
-        "Unix time the agent's last heartbeat was received.",
-    ),
-    (
-        "ocs_agent_heartbeat_gap_seconds",
-        "gauge",
-        [],
-        "Longest gap between consecutive heartbeats over the last 15 to 30 s, including the "
-        "one still open.",
-    ),
-    (
-        "ocs_agent_start_timestamp_seconds",
-        "gauge",
-        [],
-        "Unix time the agent's process started, from its heartbeat's session id.",
-    ),
-    (
-        "ocs_agent_restarts",
-        "counter",
-        [],
-        "Agent restarts seen (a new session id in its heartbeat).",
-    ),
-    (
-        "ocs_op_code",
-        "gauge",
-        ["operation"],
-        "OpCode of the operation: 1 NONE, 2 STARTING, 3 RUNNING, 4 STOPPING, 5 SUCCEEDED, "
-        "6 FAILED, 7 EXPIRED (agent down), 8 DEGRADED.",
-    ),
-    (
-        "ocs_op_last_change_timestamp_seconds",
-        "gauge",
-        ["operation"],
-        "Unix time the operation's op code last changed (or was first seen).",
-    ),
-    (
-        "ocs_op_transitions",
-        "counter",
-        ["operation", "to"],
-        "Entries of the operation into each OpCode, named in 'to'.",
-    ),
-    (
-        "ocs_op_info",
-        "gauge",
-        ["operation", "op_type"],
-        "Always 1; op_type is task or process, as the agent's get_api tells.",
-    ),
-)
-OP_STATE_FAMILY = (
-    "ocs_op_state",
-    "stateset",
-    ["operation"],
-    "The operation's state as an OpenMetrics StateSet: one series per OpCode, one true.",
-)
-AGENT_HELP = {name: help for name, _, _, help in (*AGENT_FAMILIES, OP_STATE_FAMILY)}
+from exporter.heartbeat import OPCODES
+from exporter.state import AgentView
+
+AGENT_LABELS = ("agent_address", "instance_id", "agent_class")
+
+# A sample: the values of the family's labels after the agent's (for a family with one,
+# the value itself: then a dict's items are samples), and its value.
+Sample = tuple[tuple[str, ...] | str, float]
+
+MOVING_DIGITS = 6  # the heartbeat times and gaps are shown to the microsecond
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One metric family of agent series. Its samples come from an agent as ``value``, the
+    value of its one sample (None: no sample), for a family with no labels but the
+    agent's, else as ``samples``. ``moving``: the value moves at every scrape (heartbeat
+    times), shown to MOVING_DIGITS; None for an agent never heard. A ``stateset`` sample's
+    value is the number of the state of ``states`` that is true."""
+
+    name: str  # counters without _total, as in OpenMetrics
+    kind: str  # gauge, counter or stateset
+    labels: tuple[str, ...]  # after AGENT_LABELS
+    help: str
+    samples: Callable[[AgentView], Collection[Sample]] | None = None
+    value: Callable[[AgentView], float | None] | None = None
+    moving: bool = False
+    states: dict[int, str] | None = None
+
+    @property
+    def sample_name(self) -> str:
+        return self.name + "_total" if self.kind == "counter" else self.name
 
 
 def expected_label(expected: bool | None) -> str:
     return "unknown" if expected is None else ("true" if expected else "false")
+
+
+# How the samples come from an agent. Hot: they run for every agent that changed.
+
+
+def _info(agent: AgentView) -> Collection[Sample]:
+    record = agent.record
+    return (((record.host, expected_label(record.expected)), 1.0),)
+
+
+def _up(agent: AgentView) -> float:
+    return 1.0 if agent.up else 0.0
+
+
+def _restarts(agent: AgentView) -> float | None:
+    return agent.record.restarts if agent.last_heartbeat is not None else None
+
+
+def _op_codes(agent: AgentView) -> Collection[Sample]:
+    return agent.op_codes.items()
+
+
+def _changes(agent: AgentView) -> Collection[Sample]:
+    return agent.record.changed.items()
+
+
+def _transitions(agent: AgentView) -> Collection[Sample]:
+    return [((op, OPCODES[code]), n) for (op, code), n in agent.record.transitions.items()]
+
+
+def _op_info(agent: AgentView) -> Collection[Sample]:
+    record = agent.record
+    types = record.op_types
+    if not types:
+        return ()
+    codes = record.op_codes
+    return [((op, kind), 1.0) for op, kind in types.items() if op in codes]
+
+
+# In exposition order.
+AGENT_FAMILIES = (
+    Family(
+        "ocs_agent_info",
+        "gauge",
+        ("host", "expected"),
+        "Always 1 for every known agent, configured or heard; host from the site config, "
+        "expected true (listed, should run), false (listed with manage ignore or .../down) "
+        "or unknown (heard, not listed).",
+        samples=_info,
+    ),
+    Family(
+        "ocs_agent_up",
+        "gauge",
+        (),
+        "1 if the agent heartbeated within the agent timeout, else 0.",
+        value=_up,
+    ),
+    Family(
+        "ocs_agent_last_heartbeat_timestamp_seconds",
+        "gauge",
+        (),
+        "Unix time the agent's last heartbeat was received.",
+        value=attrgetter("last_heartbeat"),
+        moving=True,
+    ),
+    Family(
+        "ocs_agent_heartbeat_gap_seconds",
+        "gauge",
+        (),
+        "Longest gap between consecutive heartbeats over the last 15 to 30 s, including the "
+        "one still open.",
+        value=attrgetter("heartbeat_gap"),
+        moving=True,
+    ),
+    Family(
+        "ocs_agent_start_timestamp_seconds",
+        "gauge",
+        (),
+        "Unix time the agent's process started, from its heartbeat's session id.",
+        value=attrgetter("record.start_time"),
+    ),
+    Family(
+        "ocs_agent_restarts",
+        "counter",
+        (),
+        "Agent restarts seen (a new session id in its heartbeat).",
+        value=_restarts,
+    ),
+    Family(
+        "ocs_op_code",
+        "gauge",
+        ("operation",),
+        "OpCode of the operation: 1 NONE, 2 STARTING, 3 RUNNING, 4 STOPPING, 5 SUCCEEDED, "
+        "6 FAILED, 7 EXPIRED (agent down), 8 DEGRADED.",
+        samples=_op_codes,
+    ),
+    Family(
+        "ocs_op_last_change_timestamp_seconds",
+        "gauge",
+        ("operation",),
+        "Unix time the operation's op code last changed (or was first seen).",
+        samples=_changes,
+    ),
+    Family(
+        "ocs_op_transitions",
+        "counter",
+        ("operation", "to"),
+        "Entries of the operation into each OpCode, named in 'to'.",
+        samples=_transitions,
+    ),
+    Family(
+        "ocs_op_info",
+        "gauge",
+        ("operation", "op_type"),
+        "Always 1; op_type is task or process, as the agent's get_api tells.",
+        samples=_op_info,
+    ),
+)
+# Only with --collector.op-state; always last.
+OP_STATE_FAMILY = Family(
+    "ocs_op_state",
+    "stateset",
+    ("operation",),
+    "The operation's state as an OpenMetrics StateSet: one series per OpCode, one true.",
+    samples=_op_codes,
+    states=OPCODES,
+)
+
+
+def families(op_state: bool) -> tuple[Family, ...]:
+    """The agent families to render, in exposition order."""
+    return (*AGENT_FAMILIES, OP_STATE_FAMILY) if op_state else AGENT_FAMILIES

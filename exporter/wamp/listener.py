@@ -14,8 +14,10 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from exporter.config import WampAuth, WampTLS
-from exporter.state import AgentRefused, AgentState, InvalidHeartbeat, LogThrottle
+from exporter.state import AgentRefused, AgentState, InvalidHeartbeat
 from exporter.wamp.errors import describe
+from exporter.wamp.optypes import OpTypeQueries
+from exporter.wamp.throttle import LogThrottle
 from exporter.wamp.tls import client_tls
 
 log = logging.getLogger("exporter.wamp.listener")
@@ -31,27 +33,6 @@ def authentication(auth: WampAuth | None) -> dict:
         return {}
     key = "ticket" if auth.method == "ticket" else "secret"
     return {auth.method: {"authid": auth.authid, key: auth.secret}}
-
-
-GET_API_TIMEOUT = 10.0
-GET_API_IN_FLIGHT = 16
-
-
-def op_types_of(api: Any) -> dict[str, str] | None:
-    """``{operation: "task" | "process"}`` from an agent's get_api answer, whose ``tasks``
-    and ``processes`` list ``(name, session, op_info)`` entries."""
-    if not isinstance(api, dict):
-        return None
-    types: dict[str, str] = {}
-    for key, kind in (("tasks", "task"), ("processes", "process")):
-        entries = api.get(key)
-        if not isinstance(entries, list):
-            return None
-        for entry in entries:
-            name = entry[0] if isinstance(entry, list | tuple) and entry else entry
-            if isinstance(name, str):
-                types[name] = kind
-    return types
 
 
 def heartbeat_topic(address_root: str) -> str:
@@ -86,14 +67,12 @@ class HeartbeatListener(service.Service):
         self.reactor = reactor
         self.auth = auth
         self.op_types = op_types
-        self._session: Any = None  # the joined WAMP session, for get_api calls
-        self._api_queue: dict[str, str | None] = {}  # agent address -> session id, in order
-        self._api_in_flight = 0
         self.tls_options = None
         if tls is not None:
             self.tls_options = client_tls(urlsplit(url).hostname or "", tls)
         self.connected = False
         self.throttle = LogThrottle(60.0)
+        self.op_type_queries = OpTypeQueries(state, reactor, self.throttle)
         self._outage_started: float | None = None  # reactor time the current outage began
         self._component: Component | None = None
         self._restart = None
@@ -167,9 +146,8 @@ class HeartbeatListener(service.Service):
 
         def subscribed(_: Any) -> None:
             self.connected = True
-            self._session = session
             self.state.connection_restored()
-            self._pump_api_queue()
+            self.op_type_queries.joined(session)
             if self._outage_started is None:
                 log.info(
                     "joined realm %s at %s, subscribed to %s", self.realm, self.url, self.topic
@@ -202,50 +180,6 @@ class HeartbeatListener(service.Service):
     def _on_disconnect(self, session: Any, was_clean: bool = True) -> None:
         self._lost("connection closed" if was_clean else "connection lost")
 
-    def _ask_op_types(self, address: str, session_id: str | None) -> None:
-        """Ask a new or restarted agent which operations are tasks and which processes:
-        one get_api call per agent session (OCS agents answer it without credentials).
-        Queued, with at most GET_API_IN_FLIGHT calls at a time, so that thousands of agents
-        heard at once (a start, a router backlog) do not flood the router."""
-        self._api_queue.pop(address, None)
-        self._api_queue[address] = session_id  # the latest session of an agent wins
-        self._pump_api_queue()
-
-    def _pump_api_queue(self) -> None:
-        while self._api_queue and self._api_in_flight < GET_API_IN_FLIGHT:
-            if self._session is None:
-                return  # kept for the next join
-            address = next(iter(self._api_queue))
-            session_id = self._api_queue.pop(address)
-            if self.state.session_of(address) != session_id:
-                continue  # restarted or forgotten meanwhile
-            self._api_in_flight += 1
-            d = self._session.call(address, "get_api")
-            d.addTimeout(GET_API_TIMEOUT, self.reactor)
-            d.addCallback(self._api_answered, address, session_id)
-            d.addErrback(self._api_failed, address)
-            d.addBoth(self._api_done)
-
-    def _api_answered(self, api: Any, address: str, session_id: str | None) -> None:
-        types = op_types_of(api)
-        if types is None:
-            raise ValueError("the get_api answer has no tasks and processes lists")
-        self.state.set_op_types(address, session_id, types)
-
-    def _api_failed(self, failure: Any, address: str) -> None:
-        self.state.op_types_failed()
-        if self.throttle.allow("get_api"):
-            log.info(
-                "get_api of %s failed: %s; operation types unknown for it; further failures "
-                "are counted and not logged for 60 s",
-                address,
-                describe(failure.value),
-            )
-
-    def _api_done(self, _: Any) -> None:
-        self._api_in_flight -= 1
-        self._pump_api_queue()
-
     def _on_connect_failure(self, component: Any, exc: Exception) -> None:
         if self.connected:  # autobahn reports a dropped session here too
             self._lost(describe(exc))
@@ -261,7 +195,7 @@ class HeartbeatListener(service.Service):
 
     def _lost(self, why: str) -> None:
         """Log once per outage, however many events autobahn reports for it."""
-        self._session = None
+        self.op_type_queries.lost()
         if self.connected:
             self.connected = False
             self.state.connection_lost()
@@ -271,8 +205,9 @@ class HeartbeatListener(service.Service):
     def _on_heartbeat(self, *args: Any, **kwargs: Any) -> None:
         payload = args[0] if len(args) == 1 and not kwargs else None
         try:
-            if self.state.ingest(payload) and self.op_types and self._session is not None:
-                self._ask_op_types(payload[1]["agent_address"], payload[1].get("session_id"))
+            if self.state.ingest(payload) and self.op_types:
+                feed = payload[1]
+                self.op_type_queries.ask(feed["agent_address"], feed.get("session_id"))
         except InvalidHeartbeat as exc:
             agent = exc.agent_address or "an unknown agent"
             if self.throttle.allow(agent):

@@ -27,7 +27,8 @@ from twisted.internet import defer, task, threads
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from exporter import __version__
-from exporter.state import AgentState, AgentView
+from exporter.state import AgentState
+from exporter.view import AgentView
 
 log = logging.getLogger("exporter.wamp.registry_compat")
 

@@ -9,9 +9,10 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from exporter.config import ConfigError, expected_agents, settings_from_args
+from exporter.heartbeat import start_time
 from exporter.render.exposition import AgentExposition
-from exporter.state import AgentState, ExpectedAgent, start_time
-from exporter.wamp.listener import op_types_of
+from exporter.state import AgentState, ExpectedAgent
+from exporter.wamp.optypes import op_types_of
 from testbed.reference import AgentCollector
 from tests.support.fakes import FakeClock, heartbeat
 from tests.support.metrics import samples

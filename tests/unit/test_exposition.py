@@ -206,37 +206,39 @@ def test_spliced_blocks_match_blocks_made_afresh_byte_for_byte():
 
 def again(state: AgentState, i: int) -> list:
     """The agent's last heartbeat again: it changes nothing but the time."""
-    agent = state._agents.get(f"observatory.agent-{i}")
-    if agent is None or agent.last_wall is None:
+    views = {view.address: view for view in state.snapshot().agents}
+    agent = views.get(f"observatory.agent-{i}")
+    if agent is None or not agent.heard:
         return heartbeat(f"agent-{i}", {"acq": 3})
-    return heartbeat(f"agent-{i}", dict(agent.op_codes), agent.session_id, agent.agent_class)
+    record = agent.record  # its op codes as heard, not EXPIRED while down
+    return heartbeat(f"agent-{i}", dict(record.op_codes), record.session_id, record.agent_class)
 
 
-def test_the_cyclic_collector_is_paused_while_rows_live_and_resumed_after(monkeypatch):
+def test_the_cyclic_collector_is_paused_while_views_live_and_resumed_after(monkeypatch):
     state = make_state(FakeClock(), 3)
     exposition = AgentExposition(state)
     seen = []
-    rows = state.rows
+    snapshot = state.snapshot
 
-    def watched_rows():
+    def watched_snapshot():
         seen.append(gc.isenabled())
-        return rows()
+        return snapshot()
 
-    monkeypatch.setattr(state, "rows", watched_rows)
+    monkeypatch.setattr(state, "snapshot", watched_snapshot)
     assert gc.isenabled()
     exposition.render()
     assert seen == [False] and gc.isenabled()
 
-    def failing_rows():
+    def failing_snapshot():
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(state, "rows", failing_rows)
+    monkeypatch.setattr(state, "snapshot", failing_snapshot)
     with pytest.raises(RuntimeError):
         exposition.render()
     assert gc.isenabled()
     gc.disable()  # a process that turned it off itself keeps it off
     try:
-        monkeypatch.setattr(state, "rows", rows)
+        monkeypatch.setattr(state, "snapshot", snapshot)
         exposition.render()
         assert not gc.isenabled()
     finally:

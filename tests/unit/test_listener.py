@@ -120,7 +120,7 @@ def test_tls_errors_read_as_one_short_line():
 def test_get_api_calls_are_queued_with_a_bound_on_calls_in_flight(caplog):
     from twisted.internet.defer import Deferred, succeed
 
-    from exporter.wamp.listener import GET_API_IN_FLIGHT
+    from exporter.wamp.optypes import GET_API_IN_FLIGHT
 
     state = AgentState("observatory", 5.0)
     listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())
@@ -140,7 +140,7 @@ def test_get_api_calls_are_queued_with_a_bound_on_calls_in_flight(caplog):
         listener._on_heartbeat(heartbeat(f"a{i}", {"acq": 3}))
     assert len(calls) == GET_API_IN_FLIGHT  # the rest wait their turn
     api = {"tasks": [], "processes": [["acq", {}, {}]]}
-    with caplog.at_level(logging.INFO, logger="exporter.wamp.listener"):
+    with caplog.at_level(logging.INFO, logger="exporter.wamp.optypes"):
         while calls:
             address, d = calls.pop(0)
             if address.endswith("0"):
@@ -151,3 +151,30 @@ def test_get_api_calls_are_queued_with_a_bound_on_calls_in_flight(caplog):
     assert queries == {"ok": 90, "failed": 10}
     assert all(a.op_types in ({"acq": "process"}, None) for a in state.snapshot().agents)
     assert len([r for r in caplog.records if "get_api" in r.getMessage()]) == 1
+
+
+def test_new_agents_are_asked_only_when_op_types_are_wanted():
+    from twisted.internet.defer import Deferred, succeed
+
+    calls = []
+
+    class Session:
+        def subscribe(self, handler, topic, options):
+            return succeed(None)
+
+        def call(self, address, query):
+            calls.append(address)
+            return Deferred()
+
+    for wanted in (True, False):
+        state = AgentState("observatory", 5.0)
+        listener = HeartbeatListener(
+            state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock(), op_types=wanted
+        )
+        listener._on_join(Session(), None)
+        listener._on_heartbeat(heartbeat("a", session_id="1"))
+        listener._on_heartbeat(heartbeat("a", session_id="1"))  # known: not asked again
+        listener._on_heartbeat(heartbeat("a", session_id="2"))  # restarted: asked again
+        listener._on_disconnect(None, was_clean=False)
+        listener._on_heartbeat(heartbeat("b"))  # no session: not asked
+    assert calls == ["observatory.a", "observatory.a"]

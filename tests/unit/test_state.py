@@ -1,14 +1,7 @@
 import pytest
 
-from exporter.state import (
-    EXPIRED,
-    MAX_NAME_LENGTH,
-    MAX_OPERATIONS,
-    REASONS,
-    AgentState,
-    InvalidHeartbeat,
-    LogThrottle,
-)
+from exporter.heartbeat import EXPIRED, MAX_NAME_LENGTH, MAX_OPERATIONS, REASONS
+from exporter.state import AgentRefused, AgentState, ExpectedAgent, InvalidHeartbeat
 from tests.support.fakes import FakeClock, heartbeat
 
 
@@ -23,14 +16,8 @@ def state(clock):
 
 
 def agents(state):
-    """The snapshot's view of every agent, checked against what rows() (the scrape's
-    cheaper path) says of liveness, heartbeat time and gap."""
-    views = {a.instance_id: a for a in state.snapshot().agents}
-    rows = {agent.instance_id: (up, last, gap) for agent, _, up, last, gap in state.rows()}
-    assert rows == {
-        name: (view.up, view.last_heartbeat, view.heartbeat_gap) for name, view in views.items()
-    }
-    return views
+    """The snapshot's view of every agent, by instance id."""
+    return {a.instance_id: a for a in state.snapshot().agents}
 
 
 def test_first_heartbeat_records_the_agent(state, clock):
@@ -212,26 +199,6 @@ def test_missing_session_id_and_class_are_tolerated(state):
     assert agent.session_id is None and agent.agent_class == ""
 
 
-def test_log_throttle_allows_once_per_interval_per_key(clock):
-    throttle = LogThrottle(60.0, monotonic=clock.monotonic)
-    assert throttle.allow("a")
-    assert throttle.allow("b")
-    assert not throttle.allow("a")
-    clock.advance(59.9)
-    assert not throttle.allow("a")
-    clock.advance(0.1)
-    assert throttle.allow("a")
-    assert throttle.suppressed == 2
-
-
-def test_log_throttle_memory_is_bounded(clock):
-    throttle = LogThrottle(60.0, monotonic=clock.monotonic, max_keys=3)
-    assert all(throttle.allow(k) for k in "abc")
-    assert not throttle.allow("d")  # full of recent keys
-    clock.advance(61)
-    assert throttle.allow("d")  # old keys pruned
-
-
 def test_grace_after_rejoin_for_agents_up_when_the_router_was_lost(state, clock):
     state.ingest(heartbeat("alive", {"acq": 3}))
     state.ingest(heartbeat("dead", {"acq": 3}))
@@ -296,8 +263,6 @@ def test_silent_agents_are_forgotten(clock):
 
 
 def test_max_agents_refuses_new_agents_and_counts(clock):
-    from exporter.state import AgentRefused
-
     state = AgentState("observatory", 5.0, clock.monotonic, clock.time, max_agents=2)
     state.ingest(heartbeat("a"))
     state.ingest(heartbeat("b"))
@@ -325,7 +290,7 @@ def test_agents_share_their_transition_keys():
     for i in range(3):
         state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
         state.ingest(heartbeat(f"agent-{i}", {"acq": 6}))
-    keys = [list(state._agents[f"observatory.agent-{i}"].transitions) for i in range(3)]
+    keys = [list(state._agents[f"observatory.agent-{i}"].record.transitions) for i in range(3)]
     assert keys[0] == [("acq", 3), ("acq", 6)]
     assert all(a is b for other in keys[1:] for a, b in zip(keys[0], other, strict=True))
 
@@ -337,7 +302,56 @@ def test_agents_with_the_same_operation_types_share_one_dict():
     for i, answer in enumerate([types, dict(reversed(types.items())), {"acq": "task"}]):
         state.ingest(heartbeat(f"agent-{i}", {"acq": 3}, session_id=f"s{i}"))
         state.set_op_types(f"observatory.agent-{i}", f"s{i}", answer)
-    kept = [state._agents[f"observatory.agent-{i}"].op_types for i in range(3)]
+    kept = [state._agents[f"observatory.agent-{i}"].record.op_types for i in range(3)]
     assert kept[0] == types and kept[0] is kept[1]  # the same types, whatever their order
+    assert list(kept[1]) == list(types)  # in the first answer's order
     assert kept[2] == {"acq": "task"} and kept[2] is not kept[0]
     assert state.snapshot().agents[1].op_types == types
+
+
+def test_a_snapshot_is_kept_as_taken_while_the_state_moves_on(state, clock):
+    state.ingest(heartbeat("a", {"acq": 3}, session_id="1"))
+    (before,) = state.snapshot().agents
+    clock.advance(1)
+    state.ingest(heartbeat("a", {"acq": 6, "new": 1}, session_id="2"))
+    state.set_op_types("observatory.a", "2", {"acq": "process"})
+    state.set_expected([ExpectedAgent("a", "X", "host-a", True)])
+    (after,) = state.snapshot().agents
+    assert before.op_codes == {"acq": 3} and before.session_id == "1"
+    assert before.restarts == 0 and before.op_types is None and before.host == ""
+    assert before.last_heartbeat == after.last_heartbeat - 1
+    assert after.op_codes == {"acq": 6, "new": 1} and after.restarts == 1
+    assert after.op_types == {"acq": "process"} and after.host == "host-a"
+
+
+def test_records_are_shared_until_something_changes(state, clock):
+    state.ingest(heartbeat("a", {"acq": 3}))
+    (first,) = state.snapshot().agents
+    clock.advance(1)
+    state.ingest(heartbeat("a", {"acq": 3}))  # only the time moves
+    (second,) = state.snapshot().agents
+    assert second.record is first.record and second.last_heartbeat > first.last_heartbeat
+    assert second != first  # a view is its record and its liveness and times
+    state.ingest(heartbeat("a", {"acq": 6}))
+    (third,) = state.snapshot().agents
+    assert third.record is not second.record and third.record != second.record
+
+
+def test_a_view_reads_its_record_and_liveness():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    state.set_expected([ExpectedAgent("listed", "Listed", "host-b", False)])
+    state.ingest(heartbeat("a", {"acq": 3}, session_id="1795518440.5", agent_class="C"))
+    views = {v.instance_id: v for v in state.snapshot().agents}
+    a, listed = views["a"], views["listed"]
+    assert (a.address, a.agent_class, a.session_id, a.start_time) == (
+        "observatory.a",
+        "C",
+        "1795518440.5",
+        1795518440.5,
+    )
+    assert a.heard and a.up and a.heartbeat_gap == 0.0 and a.expected is None
+    assert a.changed == {"acq": clock.wall} and a.transitions == {("acq", 3): 1}
+    assert not listed.heard and not listed.up and listed.expired_at is None
+    assert (listed.host, listed.expected, listed.agent_class) == ("host-b", False, "Listed")
+    assert listed.last_heartbeat is None and listed.heartbeat_gap is None

@@ -1,0 +1,70 @@
+"""An agent as every reader sees it: the metrics, the status page, ``/api/agents`` and the
+registry drop-in all read :class:`AgentView` from :meth:`exporter.state.AgentState.snapshot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import NamedTuple
+
+from exporter.heartbeat import EXPIRED
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AgentRecord:
+    """All that is known of an agent but its heartbeat times and liveness. Never changed:
+    any change makes a new record, so a reader on another thread may keep one, and a
+    renderer may keep what it made of one, as long as it is the same object (records
+    compare by identity)."""
+
+    address: str
+    instance_id: str
+    agent_class: str
+    session_id: str | None = None
+    op_codes: dict[str, int] = field(default_factory=dict)
+    host: str = ""  # from the site config file
+    expected: bool | None = None  # None: not in the site config file
+    start_time: float | None = None  # from the session id
+    restarts: int = 0
+    changed: dict[str, float] = field(default_factory=dict)  # op -> wall time of last change
+    transitions: dict[tuple[str, int], int] = field(default_factory=dict)  # (op, code) -> n
+    op_types: dict[str, str] | None = None  # op -> "task" | "process", once asked
+
+
+class AgentView(NamedTuple):
+    """One agent as a reader sees it: its record, and its liveness and heartbeat times as
+    decided when the snapshot was taken. The record's fields read as the view's own."""
+
+    address: str  # the agent's, as in its record
+    record: AgentRecord
+    up: bool
+    last_heartbeat: float | None  # Unix time of the last heartbeat; None: never heard
+    heartbeat_gap: float | None  # see exporter.state.GAP_WINDOW; None: never heard
+    expired_at: float | None  # Unix time the timeout elapsed, while down
+
+    instance_id = property(attrgetter("record.instance_id"))
+    agent_class = property(attrgetter("record.agent_class"))
+    session_id = property(attrgetter("record.session_id"))
+    host = property(attrgetter("record.host"))
+    expected = property(attrgetter("record.expected"))
+    start_time = property(attrgetter("record.start_time"))
+    restarts = property(attrgetter("record.restarts"))
+    changed = property(attrgetter("record.changed"))
+    transitions = property(attrgetter("record.transitions"))
+    op_types = property(attrgetter("record.op_types"))
+
+    @property
+    def op_codes(self) -> dict[str, int]:
+        """The operations' codes; every one EXPIRED while the agent is down."""
+        codes = self.record.op_codes
+        return codes if self.up else dict.fromkeys(codes, EXPIRED)
+
+    @property
+    def heard(self) -> bool:
+        return self.last_heartbeat is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    agents: tuple[AgentView, ...]
