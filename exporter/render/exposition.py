@@ -3,14 +3,15 @@
 At 10,000 agents x 4 operations (~200,000 series, ~25 MB of text) building metric families
 afresh and compressing them on every scrape costs seconds. Here agents are kept in blocks
 of :data:`BLOCK_SIZE`; each block keeps, per family, its lines compressed
-(:class:`exporter.render.deflate.Piece`) and where each agent's lines end. When a few of its agents
-changed (their ``version``) or went up or down, their new lines are spliced into the
-families whose text changed; else the block is made again. A scrape decides liveness,
-checks each block, formats the heartbeat timestamps and gaps (the only values that move
-every second) and joins the pieces into one gzip member; an uncompressed scrape inflates
-them. The output is the same as :class:`testbed.reference.AgentCollector`'s (the tests
-compare the two); the exporter's own and the process metrics still come from
-prometheus_client.
+(:class:`exporter.render.deflate.Piece`) and where each agent's lines end. When a few of
+its agents changed (a new record) or went up or down, their new lines are spliced into the
+families whose text changed; else the block is made again. A scrape takes the state's
+snapshot, checks each block, formats the heartbeat times and gaps (the only values that
+move every second) and joins the pieces into one gzip member; an uncompressed scrape
+inflates them. What the lines say comes from the family table
+(:mod:`exporter.render.families`), as for :class:`testbed.reference.AgentCollector`, whose
+output this one equals (the tests compare the two); the exporter's own and the process
+metrics still come from prometheus_client.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from exporter.render.families import (
     OP_STATE_FAMILY,
     Family,
     Sample,
+    families,
 )
 from exporter.state import AgentState
 from exporter.view import AgentRecord, AgentView
@@ -86,7 +88,7 @@ def _label_texts(family: Family) -> InternTable[tuple[str, ...] | str, str]:
         pairs = zip(family.labels, values, strict=True)
         return "".join([f',{name}="{_escape(value)}"' for name, value in pairs])
 
-    return InternTable(text, 50_000)
+    return InternTable(text, 50_000)  # names are few in practice; never grow unbounded
 
 
 class _Writer(NamedTuple):
@@ -109,8 +111,11 @@ class _Writer(NamedTuple):
         return cls(index, start, family.samples, family.value, label_texts, states)
 
 
-STATIC = tuple(_Writer.of(i, family) for i, family in enumerate(FAMILIES) if not family.moving)
-WRITERS = {False: STATIC[:-1], True: STATIC}  # without and with ocs_op_state, always last
+_WRITERS = [_Writer.of(i, family) for i, family in enumerate(FAMILIES) if not family.moving]
+WRITERS = {  # without and with ocs_op_state
+    op_state: tuple(w for w in _WRITERS if FAMILIES[w.index] in families(op_state))
+    for op_state in (False, True)
+}
 
 
 def agent_labels(agent: AgentView) -> str:
@@ -327,7 +332,7 @@ class AgentExposition:
         self.state = state
         self.op_state = op_state
         self.writers = WRITERS[op_state]
-        self.families = len(FAMILIES) if op_state else len(FAMILIES) - 1
+        self.families = len(families(op_state))  # the first of FAMILIES
         self._blocks: list[_Block] = []
         self._block_of: dict[str, int] = {}  # agent address -> index in _blocks
         self._addresses: list[str] = []  # the agents of the last scrape, in order

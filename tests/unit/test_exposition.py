@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import gc
 import gzip
+import inspect
 import random
 import subprocess
 
@@ -16,6 +18,7 @@ from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 
 from exporter.render.exposition import BLOCK_SIZE, INDEX, SPLICE_MAX, AgentExposition
+from exporter.render.families import families
 from exporter.state import AgentState, ExpectedAgent
 from testbed.reference import AgentCollector
 from tests.support.fakes import FakeClock, heartbeat
@@ -292,3 +295,39 @@ def test_a_listed_agent_first_heard_gets_its_time_lines_in_place():
         state.ingest(heartbeat(f"agent-{i}", {"acq": 6}))
         assert exposition.render() == AgentExposition(state).render(), i
     assert len(exposition._blocks) == 1
+
+
+def _code_strings(module) -> set[str]:
+    """The string literals of a module's code, docstrings left out."""
+    tree = ast.parse(inspect.getsource(module))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    }
+
+
+def test_both_renderers_take_every_family_from_the_table():
+    """A family is added in one place: neither renderer names one, and both render the
+    table's families in its order."""
+    from exporter.render import exposition
+    from testbed import reference as collector
+
+    for module in (exposition, collector):
+        assert not [s for s in _code_strings(module) if "ocs_" in s], module.__name__
+    state = make_state(FakeClock(), 5)
+    for op_state in (False, True):
+        table = [family.name for family in families(op_state)]
+        fast = AgentExposition(state, op_state=op_state).render(openmetrics=True).decode()
+        assert [f.name for f in parse_om(fast + "# EOF\n")] == table
+        slow = reference(state, op_state=op_state)
+        assert [f.name for f in parse_text(slow)] == table
