@@ -17,8 +17,9 @@ from twisted.internet import defer
 from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 
-from exporter.render.exposition import BLOCK_SIZE, INDEX, SPLICE_MAX, AgentExposition
+from exporter.render.exposition import BLOCK_SIZE, SPLICE_MAX, AgentExposition
 from exporter.render.families import families
+from exporter.render.lines import INDEX
 from exporter.state import AgentState, ExpectedAgent
 from testbed.reference import AgentCollector
 from tests.support.fakes import FakeClock, heartbeat
@@ -319,10 +320,10 @@ def _code_strings(module) -> set[str]:
 def test_both_renderers_take_every_family_from_the_table():
     """A family is added in one place: neither renderer names one, and both render the
     table's families in its order."""
-    from exporter.render import exposition
+    from exporter.render import exposition, lines
     from testbed import reference as collector
 
-    for module in (exposition, collector):
+    for module in (exposition, lines, collector):
         assert not [s for s in _code_strings(module) if "ocs_" in s], module.__name__
     state = make_state(FakeClock(), 5)
     for op_state in (False, True):
