@@ -1,7 +1,7 @@
 """The agent metric families: the one table every renderer reads.
 
 Each :class:`Family` says its name, type, labels and help, and how its samples come from
-an :class:`exporter.state.AgentView`. The fast renderer (:mod:`exporter.render.exposition`)
+an :class:`exporter.view.AgentView`. The fast renderer (:mod:`exporter.render.exposition`)
 and the reference collector (``testbed/reference.py``) both render this table, so a new
 family is one more entry here.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from exporter.heartbeat import OPCODES
-from exporter.state import AgentView
+from exporter.view import AgentView
 
 AGENT_LABELS = ("agent_address", "instance_id", "agent_class")
 
