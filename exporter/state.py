@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from sys import intern
 from typing import Any
 
@@ -80,7 +80,7 @@ class _Agent:
         self.gap_since = -math.inf  # monotonic start of the current half-window
 
     def update(self, **changes: Any) -> None:
-        self.record = replace(self.record, **changes)
+        self.record = self.record._replace(**changes)
 
     def touch(self, now_mono: float, now_wall: float) -> None:
         gap = now_mono - self.last_mono
@@ -103,7 +103,9 @@ _TRANSITIONS: InternTable[tuple[str, int], tuple[str, int]] = InternTable(lambda
 _OP_TYPES: InternTable[tuple[tuple[str, str], ...], dict[str, str]] = InternTable(None, 10_000)
 
 
-def _op_history(record: AgentRecord, op_codes: dict[str, int], now_wall: float) -> dict:
+def _op_history(
+    record: AgentRecord, op_codes: dict[str, int], now_wall: float
+) -> tuple[dict[str, int], dict[str, float], dict[tuple[str, int], int]]:
     """The record's op codes, last changes and transitions after a heartbeat with
     ``op_codes``, as new dicts (readers may hold the old ones)."""
     # Operation names are interned: thousands of agents share a few ("acq", ...), and the
@@ -117,7 +119,7 @@ def _op_history(record: AgentRecord, op_codes: dict[str, int], now_wall: float) 
             changed[op] = now_wall
             key = _TRANSITIONS[op, code]
             transitions[key] = transitions.get(key, 0) + 1
-    return {"op_codes": op_codes, "changed": changed, "transitions": transitions}
+    return op_codes, changed, transitions
 
 
 class AgentState:
@@ -200,23 +202,25 @@ class AgentState:
                     if len(self._agents) >= self.max_agents:
                         self._refused += 1
                         raise AgentRefused(address)
-                record = AgentRecord(address, address[len(self.prefix) :], agent_class)
+                record = AgentRecord.new(address, address[len(self.prefix) :], agent_class)
                 agent = self._agents[address] = _Agent(record)
             record = agent.record
             heard = agent.last_wall is not None
             new_session = not heard or session_id != record.session_id
-            session: dict[str, Any] = {}
-            if new_session:
-                session = {
-                    "session_id": session_id,
-                    "start_time": start_time(session_id),
-                    "restarts": record.restarts + 1 if heard else record.restarts,
-                    "op_types": None,
-                }
-            agent.update(
+            codes, changed, transitions = _op_history(record, op_codes, now_wall)
+            agent.record = AgentRecord(
+                address=address,
+                instance_id=record.instance_id,
                 agent_class=intern(agent_class),
-                **session,
-                **_op_history(record, op_codes, now_wall),
+                session_id=session_id,
+                op_codes=codes,
+                host=record.host,
+                expected=record.expected,
+                start_time=start_time(session_id) if new_session else record.start_time,
+                restarts=record.restarts + 1 if new_session and heard else record.restarts,
+                changed=changed,
+                transitions=transitions,
+                op_types=None if new_session else record.op_types,
             )
             agent.touch(now_mono, now_wall)
             return new_session
@@ -238,7 +242,7 @@ class AgentState:
                 agent = self._agents.get(address)
                 unheard = agent is None or agent.last_wall is None
                 if agent is None:
-                    record = AgentRecord(address, entry.instance_id, entry.agent_class)
+                    record = AgentRecord.new(address, entry.instance_id, entry.agent_class)
                     agent = self._agents[address] = _Agent(record)
                 named = {"agent_class": entry.agent_class} if unheard else {}
                 agent.update(host=entry.host, expected=entry.expected, **named)

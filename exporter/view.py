@@ -4,32 +4,35 @@ registry drop-in all read :class:`AgentView` from :meth:`exporter.state.AgentSta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple
 
 from exporter.heartbeat import EXPIRED
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class AgentRecord:
-    """All that is known of an agent but its heartbeat times and liveness. Never changed:
-    any change makes a new record, so a reader on another thread may keep one, and a
-    renderer may keep what it made of one, as long as it is the same object (records
-    compare by identity)."""
+class AgentRecord(NamedTuple):
+    """All that is known of an agent but its heartbeat times and liveness. Never changed
+    (its dicts neither): a change makes a new record, so a reader on another thread may
+    keep one, and a renderer may keep what it made of one while it is the same object."""
 
     address: str
     instance_id: str
     agent_class: str
-    session_id: str | None = None
-    op_codes: dict[str, int] = field(default_factory=dict)
-    host: str = ""  # from the site config file
-    expected: bool | None = None  # None: not in the site config file
-    start_time: float | None = None  # from the session id
-    restarts: int = 0
-    changed: dict[str, float] = field(default_factory=dict)  # op -> wall time of last change
-    transitions: dict[tuple[str, int], int] = field(default_factory=dict)  # (op, code) -> n
-    op_types: dict[str, str] | None = None  # op -> "task" | "process", once asked
+    session_id: str | None
+    op_codes: dict[str, int]
+    host: str  # from the site config file
+    expected: bool | None  # None: not in the site config file
+    start_time: float | None  # from the session id
+    restarts: int
+    changed: dict[str, float]  # op -> wall time of last change
+    transitions: dict[tuple[str, int], int]  # (op, code) -> entries
+    op_types: dict[str, str] | None  # op -> "task" | "process", once asked
+
+    @classmethod
+    def new(cls, address: str, instance_id: str, agent_class: str) -> AgentRecord:
+        """An agent known by its address, id and class only."""
+        return cls(address, instance_id, agent_class, None, {}, "", None, None, 0, {}, {}, None)
 
 
 class AgentView(NamedTuple):
