@@ -44,8 +44,8 @@ BLOCK_SIZE = 32  # agents per block: small enough to redo, large enough to compr
 SPLICE_MAX = 4  # agents of a block changed at most for splicing their lines in
 
 
-# What a block's lines are made of: its agents' records (compared by identity: a change
-# makes a new one) and whether each is up.
+# What a block's lines are made of: its agents' records (a change makes a new one, so the
+# same objects mean the same lines) and whether each is up.
 Key = tuple[tuple[AgentRecord, ...], bytes]
 ADDRESS, RECORD, UP = (itemgetter(AgentView._fields.index(f)) for f in ("address", "record", "up"))
 
