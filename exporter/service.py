@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from twisted.application import service
@@ -17,14 +16,12 @@ from twisted.web import server
 from exporter.config import ConfigError, Settings, expected_agents, load_site_file
 from exporter.http.basicauth import BcryptChecker, GuardedRoot, find_resource
 from exporter.http.web import MetricsPage, make_site
+from exporter.http.webconfig import ServerContextFactory, WebConfig, load_web_config
 from exporter.render.collector import ExporterCollector
 from exporter.render.exposition import AgentExposition
 from exporter.state import AgentState
 from exporter.wamp.listener import HeartbeatListener
 from exporter.wamp.registry_compat import RegistryCompat
-
-if TYPE_CHECKING:
-    from exporter.http.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +54,6 @@ class WebService(service.Service):
         self.web_config: WebConfig | None = None
         self.bcrypt_pool: ThreadPool | None = None  # started and stopped by ExporterService
         if web_config_file is not None:
-            # Imported here: it loads pyOpenSSL (see exporter.render.memory.leave_out_tls).
-            from exporter.http.webconfig import load_web_config  # noqa: PLC0415
-
             self.web_config = load_web_config(web_config_file)
         if self.web_config is not None and self.web_config.users:
             self.bcrypt_pool = ThreadPool(0, 2, name="bcrypt")
@@ -71,8 +65,6 @@ class WebService(service.Service):
     def startService(self) -> None:
         context = self.web_config and self.web_config.context
         if context is not None:
-            from exporter.http.webconfig import ServerContextFactory  # noqa: PLC0415
-
             self.listening = self.reactor.listenSSL(
                 self.port, self.site, ServerContextFactory(context), interface=self.host
             )

@@ -97,9 +97,7 @@ class MetricsPage(resource.Resource):
     followed by the agent series; text format, or OpenMetrics when the scraper asks for it;
     gzip when accepted. Rendered by ``run`` (``deferToThread``-like), off the reactor
     thread: the service gives it one thread of its own, since scrapes take the agents'
-    lock in turn anyway and one thread keeps their buffers in one malloc arena. ``after``,
-    if given, runs there too once a response is handed over (the service gives back the
-    memory a scrape freed)."""
+    lock in turn anyway and one thread keeps their buffers in one malloc arena."""
 
     isLeaf = True
 
@@ -108,13 +106,11 @@ class MetricsPage(resource.Resource):
         registry: CollectorRegistry,
         agents: AgentExposition,
         run: Callable[..., defer.Deferred] = threads.deferToThread,
-        after: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
         self.agents = agents
         self.run = run
-        self.after = after
 
     def body(self, openmetrics: bool, compress: bool) -> bytes:
         """The response body. Every name here is a legacy Prometheus name, so the escaping
@@ -133,22 +129,14 @@ class MetricsPage(resource.Resource):
         headers = [(b"Content-Type", content_type)]
         if compress:
             headers.append((b"Content-Encoding", b"gzip"))
-        rendered = respond_later(
+        respond_later(
             request,
             self.run(self.body, openmetrics, compress),
             headers,
             "the metrics",
             b"error rendering the metrics\n",
         )
-        if self.after is not None:
-            rendered.addBoth(self._then_after)
         return server.NOT_DONE_YET
-
-    def _then_after(self, result: object) -> object:
-        self.run(self.after).addErrback(
-            lambda failure: log.error("after a scrape: %s", failure.getTraceback())
-        )
-        return result
 
 
 class Text(resource.Resource):
@@ -200,6 +188,14 @@ color:#fff;font-size:.85rem;white-space:nowrap}
 footer{margin-top:1rem;font-size:.85rem;color:#666}
 a{color:#2f6fd0}
 """
+
+
+def heard_ago(last_heartbeat: float | None, now: float) -> str:
+    """How long ago the last heartbeat was; "never" for an agent of the site config file that
+    has not been heard."""
+    if last_heartbeat is None:
+        return '<span class="muted">never</span>'
+    return _ago(now - last_heartbeat)
 
 
 def _ago(seconds: float) -> str:
@@ -258,7 +254,7 @@ class StatusPage(resource.Resource):
                 f"<td>{badge}</td><td><b>{esc(agent.instance_id)}</b><br>"
                 f'<span class="muted">{esc(agent.address)}</span></td>'
                 f"<td>{esc(agent.agent_class) or '<span class=muted>unknown</span>'}</td>"
-                f'<td class="ago">{_ago(now - agent.last_heartbeat)}</td>'
+                f'<td class="ago">{heard_ago(agent.last_heartbeat, now)}</td>'
                 f"<td>{ops or '<span class=muted>none</span>'}</td></tr>"
             )
         if not rows:

@@ -13,9 +13,6 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from twisted.internet import defer
-from twisted.web import server
-from twisted.web.test.requesthelper import DummyRequest
 
 from exporter.render.exposition import BLOCK_SIZE, SPLICE_MAX, AgentExposition
 from exporter.render.families import families
@@ -247,33 +244,6 @@ def test_the_cyclic_collector_is_paused_while_views_live_and_resumed_after(monke
         assert not gc.isenabled()
     finally:
         gc.enable()
-
-
-def test_after_runs_on_the_render_thread_once_each_response_is_handed_over():
-    """``after`` (the service gives back freed memory there) follows every scrape, on the
-    same ``run`` as the rendering, after the response, and also after a failed one."""
-    calls = []
-
-    def run(fn, *args):
-        calls.append(getattr(fn, "__name__", "after"))
-        return defer.maybeDeferred(fn, *args)
-
-    metrics = page(FakeClock())
-    metrics.run, metrics.after = run, lambda: calls.append("trimmed")
-    request = DummyRequest([b""])
-    request.requestHeaders.setRawHeaders(b"accept-encoding", [b"gzip"])
-    assert metrics.render_GET(request) is server.NOT_DONE_YET
-    assert request.finished and one_member(b"".join(request.written)).startswith(b"# HELP")
-    assert calls == ["body", "<lambda>", "trimmed"]
-
-    def broken(openmetrics, compress):
-        raise RuntimeError("boom")
-
-    calls.clear()
-    metrics.body = broken
-    failing = DummyRequest([b""])
-    metrics.render_GET(failing)
-    assert failing.responseCode == 500 and calls == ["broken", "<lambda>", "trimmed"]
 
 
 def test_a_listed_agent_first_heard_gets_its_time_lines_in_place():

@@ -1,7 +1,7 @@
 """The status page rendered from a state with a fake clock."""
 
 from exporter.http.web import StatusPage
-from exporter.state import AgentState
+from exporter.state import AgentState, ExpectedAgent
 from tests.support.fakes import FakeClock, heartbeat
 
 
@@ -46,3 +46,13 @@ def test_no_agents_yet():
 def test_no_external_assets():
     html = page(True, heartbeat("fake1"))
     assert "http://" not in html and "https://" not in html and "<script" not in html
+
+
+def test_a_listed_agent_never_heard_is_down_and_never_heard():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    state.set_expected([ExpectedAgent("quiet1", "FakeDataAgent", "host1", True)])
+    state.ingest(heartbeat("fake1"))
+    html = StatusPage(state, lambda: True, "/metrics", clock=clock.time).render_page()
+    assert 'data-instance-id="quiet1"' in html and "never" in html
+    assert '<b id="agents-up">1</b>' in html and '<b id="agents-down">1</b>' in html
