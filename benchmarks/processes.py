@@ -65,6 +65,18 @@ def registry_entry() -> dict:
     return {"agent-class": "RegistryAgent", "instance-id": REGISTRY_ID, "arguments": []}
 
 
+def deployed_env() -> dict[str, str]:
+    """The allocator settings the Docker image gives the exporter (its ``ENV MALLOC_*``), so
+    that the exporter measured here runs as deployed."""
+    env = {}
+    for line in (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines():
+        words = line.split()
+        if words[:1] == ["ENV"]:
+            pairs = (word.partition("=") for word in words[1:])
+            env.update((name, value) for name, _, value in pairs if name.startswith("MALLOC_"))
+    return env
+
+
 def exporter(
     site_file: Path,
     workdir: Path,
@@ -83,6 +95,7 @@ def exporter(
         python=python,
         source=snapshot,
         log_path=workdir / "exporter.log",
+        env=deployed_env(),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import testbed
 from benchmarks import procstat, scrape, shm
-from benchmarks.processes import Generator, Load, snapshot_exporter
+from benchmarks.processes import Generator, Load, deployed_env, snapshot_exporter
 from benchmarks.report import fmt
 from benchmarks.soak_report import table_row
 
@@ -128,6 +128,7 @@ class Soak:
             python=args.exporter_python,
             source=Path(source["path"]),
             log_path=self.workdir / "exporter.log",
+            env=deployed_env(),
         ).start(wait=False)
         self.load = Load(
             self.router.url,

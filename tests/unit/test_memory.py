@@ -40,6 +40,12 @@ def test_the_image_and_the_unit_fix_the_mmap_threshold_alike():
     assert allocator(unit_env()) == allocator(dockerfile_env())
 
 
+def test_the_benchmarks_run_the_exporter_with_the_images_allocator_settings():
+    from benchmarks.processes import deployed_env
+
+    assert deployed_env() == allocator(dockerfile_env())
+
+
 CHILD = """
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
