@@ -139,13 +139,16 @@ def test_scrapes_keep_working_and_heartbeats_keep_flowing_under_load(bed, agent)
     scraper = threading.Thread(target=scrape_repeatedly)
     scraper.start()
     try:
-        sent = publish(bed, "--agents", "3000", "--seconds", "10")
+        # 30,000 heartbeats at 2,000 a second: a flood for the exporter, yet under what one
+        # crossbar worker delivers on a busy 2-core machine, so that a late heartbeat of the
+        # real agent means the exporter fell behind, not the router.
+        sent = publish(bed, "--agents", "2000", "--seconds", "15")
     finally:
         done.set()
         scraper.join()
         for sock in hung:
             sock.close()
-    assert sent == 3000 * 10  # the whole schedule, however busy the machine
+    assert sent == 2000 * 15  # the whole schedule, however busy the machine
     assert not errors, errors[:5]
     durations = sorted(d for d, _ in scrapes)
     print(
