@@ -19,7 +19,7 @@ from testbed import ROOT
 
 REGISTRY_ID = "registry"
 # The exporter's runtime dependencies only (`make bench-env`), as deployed: the test
-# environment's ocs brings numpy, which autobahn loads when it finds it (~12 MB of RSS).
+# environment's ocs brings numpy, which autobahn loads when it finds it (megabytes of RSS).
 RUNTIME_PYTHON = ROOT / ".venv-runtime" / "bin" / "python"
 
 

@@ -1,8 +1,8 @@
 """Fast rendering of the agent series for ``/metrics``, in work proportional to what changed.
 
-At 10,000 agents x 4 operations (~200,000 series, ~25 MB of text) building metric families
-afresh and compressing them on every scrape costs seconds. Here agents are kept in blocks
-of :data:`BLOCK_SIZE`; each block keeps, per family, its lines compressed
+At 10,000 agents x 4 operations (hundreds of thousands of series, tens of MB of text)
+building metric families afresh and compressing them on every scrape costs seconds. Here
+agents are kept in blocks of :data:`BLOCK_SIZE`; each block keeps, per family, its lines compressed
 (:class:`exporter.render.deflate.Piece`) and where each agent's lines end. When a few of
 its agents changed (a new record) or went up or down, their new lines are spliced into the
 families whose text changed; else the block is made again. A scrape takes the state's
