@@ -19,6 +19,7 @@ from exporter.http.web import MetricsPage, make_site
 from exporter.http.webconfig import ServerContextFactory, WebConfig, load_web_config
 from exporter.render.collector import ExporterCollector
 from exporter.render.exposition import AgentExposition
+from exporter.render.memory import heap_trimmer
 from exporter.state import AgentState
 from exporter.wamp.listener import HeartbeatListener
 from exporter.wamp.registry_compat import RegistryCompat
@@ -138,6 +139,7 @@ class ExporterService(service.MultiService):
             self.registry,
             AgentExposition(self.state, settings.op_state),
             partial(threads.deferToThreadPool, reactor, render_pool),
+            after=heap_trimmer(),
         )
         site = make_site(metrics, self.state, self.ready, settings.telemetry_path)
         self.web = WebService(

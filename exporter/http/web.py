@@ -106,11 +106,13 @@ class MetricsPage(resource.Resource):
         registry: CollectorRegistry,
         agents: AgentExposition,
         run: Callable[..., defer.Deferred] = threads.deferToThread,
+        after: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
         self.agents = agents
         self.run = run
+        self.after = after
 
     def body(self, openmetrics: bool, compress: bool) -> bytes:
         """The response body. Every name here is a legacy Prometheus name, so the escaping
@@ -129,14 +131,22 @@ class MetricsPage(resource.Resource):
         headers = [(b"Content-Type", content_type)]
         if compress:
             headers.append((b"Content-Encoding", b"gzip"))
-        respond_later(
+        rendered = respond_later(
             request,
             self.run(self.body, openmetrics, compress),
             headers,
             "the metrics",
             b"error rendering the metrics\n",
         )
+        if self.after is not None:
+            rendered.addBoth(self._then_after)
         return server.NOT_DONE_YET
+
+    def _then_after(self, result: object) -> object:
+        self.run(self.after).addErrback(
+            lambda failure: log.error("after a scrape: %s", failure.getTraceback())
+        )
+        return result
 
 
 class Text(resource.Resource):

@@ -13,6 +13,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
+from twisted.internet import defer
+from twisted.web import server
+from twisted.web.test.requesthelper import DummyRequest
 
 from exporter.render.exposition import BLOCK_SIZE, SPLICE_MAX, AgentExposition
 from exporter.render.families import families
@@ -302,3 +305,30 @@ def test_both_renderers_take_every_family_from_the_table():
         assert [f.name for f in parse_om(fast + "# EOF\n")] == table
         slow = reference(state, op_state=op_state)
         assert [f.name for f in parse_text(slow)] == table
+
+
+def test_after_runs_on_the_render_thread_once_each_response_is_handed_over():
+    """``after`` (the service hands freed heap pages back there) follows every scrape, on the
+    same ``run`` as the rendering, after the response, and also after a failed one."""
+    calls = []
+
+    def run(fn, *args):
+        calls.append(getattr(fn, "__name__", "after"))
+        return defer.maybeDeferred(fn, *args)
+
+    metrics = page(FakeClock())
+    metrics.run, metrics.after = run, lambda: calls.append("trimmed")
+    request = DummyRequest([b""])
+    request.requestHeaders.setRawHeaders(b"accept-encoding", [b"gzip"])
+    assert metrics.render_GET(request) is server.NOT_DONE_YET
+    assert request.finished and one_member(b"".join(request.written)).startswith(b"# HELP")
+    assert calls == ["body", "<lambda>", "trimmed"]
+
+    def broken(openmetrics, compress):
+        raise RuntimeError("boom")
+
+    calls.clear()
+    metrics.body = broken
+    failing = DummyRequest([b""])
+    metrics.render_GET(failing)
+    assert failing.responseCode == 500 and calls == ["broken", "<lambda>", "trimmed"]
