@@ -13,30 +13,11 @@ from typing import TypeVar
 import yaml
 
 from exporter.flags import (
-    DEFAULT_PORT,
     SECRET_ENV,
-    build_parser,
-    env_name,
     listen_address,
     parse_flags,
     wamp_url,
 )
-
-# The flags' names the healthcheck and the tests read from here, with the settings'.
-__all__ = [
-    "DEFAULT_PORT",
-    "ConfigError",
-    "Settings",
-    "WampAuth",
-    "WampTLS",
-    "build_parser",
-    "env_name",
-    "expected_agents",
-    "load_site_file",
-    "load_yaml",
-    "parse_listen_address",
-    "settings_from_args",
-]
 
 T = TypeVar("T")
 

@@ -19,7 +19,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from exporter.config import DEFAULT_PORT, ConfigError, env_name, parse_listen_address
+from exporter.config import ConfigError, parse_listen_address
+from exporter.flags import DEFAULT_PORT, env_name
 from exporter.http.webconfig import load_web_config
 
 TIMEOUT = 4.0

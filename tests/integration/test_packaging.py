@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.config import DEFAULT_PORT
+from exporter.flags import DEFAULT_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
 

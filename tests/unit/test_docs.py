@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from exporter import __version__
-from exporter.config import build_parser, env_name
+from exporter.flags import build_parser, env_name
 from tests.support.cli import all_flags
 
 ROOT = Path(__file__).resolve().parents[2]
