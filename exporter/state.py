@@ -17,8 +17,6 @@ from sys import intern
 from typing import Any
 
 from exporter.heartbeat import (
-    MAX_OPERATIONS,
-    OPCODES,
     REASONS,
     Heartbeat,
     InvalidHeartbeat,
@@ -27,17 +25,6 @@ from exporter.heartbeat import (
 )
 from exporter.interning import InternTable
 from exporter.view import AgentRecord, AgentView, Snapshot
-
-# OPCODES, MAX_OPERATIONS and InvalidHeartbeat are read from here by the web page and tests.
-__all__ = [
-    "MAX_OPERATIONS",
-    "OPCODES",
-    "AgentRefused",
-    "AgentState",
-    "Counters",
-    "ExpectedAgent",
-    "InvalidHeartbeat",
-]
 
 GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
 

@@ -16,9 +16,10 @@ from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from exporter import __version__
+from exporter.heartbeat import OPCODES
 from exporter.render import deflate
 from exporter.render.exposition import AgentExposition
-from exporter.state import OPCODES, AgentState
+from exporter.state import AgentState
 from exporter.wamp.registry_compat import registry_data
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from exporter.config import WampAuth, WampTLS
-from exporter.state import AgentRefused, AgentState, InvalidHeartbeat
+from exporter.heartbeat import InvalidHeartbeat
+from exporter.state import AgentRefused, AgentState
 from exporter.wamp.errors import describe
 from exporter.wamp.optypes import OpTypeQueries
 from exporter.wamp.throttle import LogThrottle

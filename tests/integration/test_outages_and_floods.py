@@ -16,7 +16,7 @@ import time
 import pytest
 
 import testbed
-from exporter.state import MAX_OPERATIONS
+from exporter.heartbeat import MAX_OPERATIONS
 
 BAD = {"agent_address": "observatory.x", "session_id": "1.0"}
 MALFORMED = {

@@ -5,8 +5,9 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter import __version__
+from exporter.heartbeat import REASONS, InvalidHeartbeat
 from exporter.render.collector import ExporterCollector
-from exporter.state import REASONS, AgentState, InvalidHeartbeat
+from exporter.state import AgentState
 from tests.support.fakes import FakeClock, heartbeat
 from tests.support.metrics import make
 

@@ -1,7 +1,7 @@
 import pytest
 
-from exporter.heartbeat import EXPIRED, MAX_NAME_LENGTH, MAX_OPERATIONS, REASONS
-from exporter.state import AgentRefused, AgentState, ExpectedAgent, InvalidHeartbeat
+from exporter.heartbeat import EXPIRED, MAX_NAME_LENGTH, MAX_OPERATIONS, REASONS, InvalidHeartbeat
+from exporter.state import AgentRefused, AgentState, ExpectedAgent
 from tests.support.fakes import FakeClock, heartbeat
 
 
