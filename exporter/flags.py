@@ -6,13 +6,19 @@ flag's name in capitals with dots and dashes as underscores (``--web.listen-addr
 through the same conversion and checks as the flag, and a flag on the command line wins.
 An empty variable counts as unset. Each flag is read back as the attribute of the same
 name in lower case (``args.web_listen_address``).
+
+A boolean flag is a switch, as in kingpin programs (node_exporter, statsd_exporter):
+``--collector.op-state`` turns it on, ``--no-collector.op-state`` off, and the later one wins;
+its variable takes a boolean word (``true``, ``false``, ...).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
+import warnings
 from argparse import ArgumentTypeError
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,6 +144,102 @@ def readable_file(text: str) -> Path:
     return path
 
 
+# --- Switches: --name on, --no-name off ----------------------------------------------------
+
+
+class DeprecatedFlag(FutureWarning):
+    """A flag written in a form that goes in the next release; the message, one line, says
+    what to write instead."""
+
+
+def negation(flag: str) -> str:
+    """``--collector.op-state`` -> ``--no-collector.op-state``."""
+    return "--no-" + flag[2:]
+
+
+class Switch(argparse.Action):
+    """``--name``: a boolean flag on (``--no-name``, a :class:`SwitchOff`, turns it off).
+
+    It takes an optional value only for the ``--name BOOL`` form of earlier releases, which
+    still works and warns (:class:`DeprecatedFlag`). The command line has no positional
+    argument, so a word after a switch can only be meant as that value: one that is no
+    boolean is an error naming the switch, as a bad value of any flag is.
+
+    Not argparse's BooleanOptionalAction: that takes no value (the deprecated form needs
+    one), lists ``--name, --no-name`` as two entries, names the flag ``--name/--no-name`` in
+    errors, and deprecates its ``type`` from Python 3.12; overriding all of that would keep
+    nothing of it but the ``--no-`` prefix.
+    """
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
+        kw.setdefault("type", boolean)  # the variable's value and the deprecated BOOL
+        super().__init__(option_strings, dest, nargs="?", **kw)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        value: object,
+        option_string: str | None = None,
+    ) -> None:
+        if value is not None:
+            written = f"{option_string} {'true' if value else 'false'}"
+            instead = self.option_strings[0] if value else negation(self.option_strings[0])
+            warnings.warn(
+                f"{written} is deprecated and stops working in the next release: write {instead}",
+                DeprecatedFlag,
+                stacklevel=2,
+            )
+        setattr(namespace, self.dest, True if value is None else value)
+
+    def shown(self) -> argparse.Action:
+        """The switch as help shows it: one entry, ``--[no-]name``, taking no value."""
+        shown = copy.copy(self)
+        shown.option_strings = ["--[no-]" + self.option_strings[0][2:]]
+        shown.nargs = 0
+        return shown
+
+
+class SwitchOff(argparse.Action):
+    """``--no-name``: a switch off. An action of its own, hidden from help, so that argparse
+    names the switch in its errors by the one name (``argument --collector.op-state: ...``)
+    and the switch alone carries the default."""
+
+    def __init__(self, option_strings: list[str], dest: str) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        value: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, False)
+
+
+class FlagHelpFormatter(argparse.HelpFormatter):
+    """Shows each switch once, as ``--[no-]name``, in the usage and in the list."""
+
+    def add_usage(
+        self,
+        usage: str | None,
+        actions: Sequence[argparse.Action],
+        groups: Sequence[argparse._MutuallyExclusiveGroup],
+        prefix: str | None = None,
+    ) -> None:
+        super().add_usage(usage, [_shown(a) for a in actions], groups, prefix)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(_shown(action))
+
+
+def _shown(action: argparse.Action) -> argparse.Action:
+    return action.shown() if isinstance(action, Switch) else action
+
+
 # --- The parser --------------------------------------------------------------------------
 
 
@@ -171,9 +273,13 @@ def _flag(
     **kw: object,
 ) -> None:
     """A flag whose default, if its variable is set and not empty, is the variable's value.
-    Defaults are given as text: argparse converts them with the flag's type."""
+    Defaults are given as text: argparse converts them with the flag's type. A flag of type
+    :func:`boolean` is a switch: ``--name`` on, ``--no-name`` off."""
     env = env_name(flag)
     shown = f" (default {default})" if default is not None else ""
+    if kw.get("type") is boolean:
+        kw["action"] = Switch
+        group.add_argument(negation(flag), action=SwitchOff, dest=dest_name(flag))
     group.add_argument(
         flag,
         dest=dest_name(flag),
@@ -187,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line, with the defaults that the environment sets."""
     parser = FlagParser(
         prog="ocs-exporter",
+        formatter_class=FlagHelpFormatter,
         description="Export the liveness and operation states of OCS agents, heard as "
         "heartbeats on the crossbar router, as Prometheus metrics.",
     )
@@ -341,7 +448,6 @@ def build_parser() -> argparse.ArgumentParser:
         "ask each agent once per session (get_api) which operations are tasks or processes",
         default="true",
         type=boolean,
-        metavar="BOOL",
     )
     _flag(
         exp,
@@ -349,19 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
         "also export ocs_op_state, an OpenMetrics StateSet (8 series per operation)",
         default="false",
         type=boolean,
-        metavar="BOOL",
     )
     compat = parser.add_argument_group("a drop-in for the OCS RegistryAgent")
     _flag(
         compat,
         "--registry-compat",
         "also answer on the router as an OCS RegistryAgent whose process 'main' reports "
-        "every agent as the registry does; alone means true",
+        "every agent as the registry does",
         default="false",
         type=boolean,
-        nargs="?",
-        const=True,
-        metavar="BOOL",
     )
     _flag(
         compat,
