@@ -1,0 +1,167 @@
+"""The timing table of docs/alerts.md is what the rule file, the example Prometheus and
+Alertmanager configs and the exporter's default agent timeout give, row for row; and the
+worst case is summed the way Prometheus and Alertmanager take their turns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.flags import env_name
+from tests.support.timing import DELAYS, Settings, alerts, text, timing, timings
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
+HEADER = [
+    "alert",
+    "event",
+    "agent timeout",
+    "other",
+    "scrape",
+    "evaluation",
+    "`for`",
+    "`group_wait` (receiver)",
+    "bound",
+]
+
+
+def table() -> dict[str, list[str]]:
+    """The timing table's rows by alert name: every cell after the name."""
+    lines = DOC.read_text().splitlines()
+    start = [i for i, line in enumerate(lines) if line.startswith("| alert | event |")]
+    assert len(start) == 1, f"{DOC.name} needs exactly one timing table"
+    header, _, *rest = lines[start[0] :]
+    assert _cells(header) == HEADER
+    rows: dict[str, list[str]] = {}
+    for line in rest:
+        if not line.startswith("|"):
+            break
+        name, *cells = _cells(line)
+        name = name.strip("`")
+        assert name not in rows, f"two rows for {name}"
+        rows[name] = cells
+    return rows
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+@pytest.fixture
+def shipped(monkeypatch) -> Settings:
+    """The shipped settings, whatever the environment running the tests sets."""
+    monkeypatch.delenv(env_name("--agent-timeout"), raising=False)
+    return Settings.shipped()
+
+
+def test_the_table_has_a_row_for_every_alert_and_no_other(shipped):
+    rows, names = set(table()), set(alerts(shipped))
+    assert not names - rows, f"alerts missing from the timing table: {names - rows}"
+    assert not rows - names, f"rows for alerts that do not exist: {rows - names}"
+
+
+def test_every_row_is_what_the_rules_and_example_configs_give(shipped):
+    rows = table()
+    wrong = {
+        name: (rows[name][1:], t.cells())
+        for name, t in timings(shipped).items()
+        if name in rows and rows[name][1:] != t.cells()
+    }
+    assert not wrong, "rows differing from the files (table, computed):\n" + "\n".join(
+        f"{name}: {got} != {want}" for name, (got, want) in wrong.items()
+    )
+    assert all(rows[name][0] for name in rows), "every row says what the event is"
+
+
+def test_every_alert_has_its_delays_thought_through(shipped):
+    assert set(DELAYS) == set(alerts(shipped))
+
+
+def test_the_agent_timeout_is_the_exporters_default(shipped, monkeypatch):
+    monkeypatch.setenv(env_name("--agent-timeout"), "7")
+    assert shipped.agent_timeout == 5
+    assert Settings.shipped().agent_timeout == 7  # read as the exporter reads it
+
+
+# --- The sum, on small made-up configs ------------------------------------------------------
+
+
+def settings(rules: list[dict], *, routes: tuple = (), **prometheus: object) -> Settings:
+    """One group of ``rules`` evaluated every 15 s, a job scraped every 15 s, a root route
+    waiting 30 s."""
+    config = {"global": {"scrape_interval": "15s", "evaluation_interval": "15s"}, **prometheus}
+    config.setdefault("scrape_configs", [{"job_name": "ocs-exporter"}])
+    route = {"receiver": "root", "group_wait": "30s", "routes": list(routes)}
+    return Settings([{"name": "g", "rules": rules}], config, {"route": route}, 5.0)
+
+
+def alert(name: str = "OcsAgentDown", expr: str = "ocs_agent_up == 0", **fields) -> dict:
+    return {"alert": name, "expr": expr, "labels": {"severity": "critical"}, **fields}
+
+
+def test_agent_down_adds_the_agent_timeout_to_every_turn():
+    t = timing("OcsAgentDown", settings([alert(**{"for": "1m"})]))
+    assert (t.timeout, t.scrape, t.evaluation, t.hold, t.group_wait) == (5, 15, 15, 60, 30)
+    assert t.bound == 125
+    assert t.cells() == ["5s", "-", "15s", "15s", "1m", "30s (`root`)", "**2m5s**"]
+
+
+def test_a_hold_is_rounded_up_to_whole_evaluations():
+    assert timing("OcsAgentDown", settings([alert(**{"for": "20s"})])).hold == 30
+
+
+def test_a_recording_rule_evaluated_later_or_elsewhere_costs_one_evaluation():
+    record = {"record": "ocs:up", "expr": "ocs_agent_up"}
+    reads = alert(expr="ocs:up == 0")
+    assert timing("OcsAgentDown", settings([record, reads])).other == ()
+    later = timing("OcsAgentDown", settings([reads, record]))
+    assert later.other == (("recording rules", 15),)
+    assert later.bound == 5 + 15 + 15 + 15 + 30
+    apart = settings([reads])
+    apart.groups.append({"name": "slow", "interval": "1m", "rules": [record]})
+    assert timing("OcsAgentDown", apart).other == (("recording rules", 60),)
+
+
+def test_a_hung_exporter_costs_the_scrape_timeout_prometheus_would_use():
+    down = [alert("OcsExporterDown", "up == 0")]
+    assert timing("OcsExporterDown", settings(down)).other == (("scrape timeout", 10),)
+    fast = settings(down, **{"global": {"scrape_interval": "4s", "evaluation_interval": "4s"}})
+    assert timing("OcsExporterDown", fast).other == (("scrape timeout", 4),)
+    own = settings(down, scrape_configs=[{"job_name": "x", "scrape_timeout": "7s"}])
+    assert timing("OcsExporterDown", own).other == (("scrape timeout", 7),)
+
+
+def test_a_stall_is_seen_at_the_expressions_threshold():
+    stall = alert("OcsAgentHeartbeatStalling", "max(ocs_agent_heartbeat_gap_seconds) > 3.5")
+    assert timing("OcsAgentHeartbeatStalling", settings([stall])).other == (("gap", 3.5),)
+
+
+def test_an_absent_target_waits_out_the_lookback_instead_of_a_scrape():
+    t = timing("OcsExporterAbsent", settings([alert("OcsExporterAbsent", "absent(up)")]))
+    assert (t.scrape, t.other) == (0, (("lookback", 300),))
+
+
+def test_the_first_matching_route_gives_the_group_wait_and_children_inherit():
+    info = {"receiver": "info", "matchers": ['severity="info"'], "group_wait": "10s"}
+    paging = {"receiver": "pager", "matchers": ["severity=~crit.*"]}
+    config = settings([alert()], routes=(info, paging))
+    assert (timing("OcsAgentDown", config).receiver, timing("OcsAgentDown", config).group_wait) == (
+        "pager",
+        30,
+    )
+    quiet = settings([alert(labels={"severity": "info"})], routes=(info, paging))
+    assert timing("OcsAgentDown", quiet).group_wait == 10
+
+
+def test_a_route_on_a_label_only_the_series_have_cannot_be_decided():
+    by_agent = {"receiver": "x", "matchers": ['agent_address="observatory.a"']}
+    with pytest.raises(ValueError, match="agent_address"):
+        timing("OcsAgentDown", settings([alert()], routes=(by_agent,)))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "-"), (2.5, "2.5s"), (60, "1m"), (125, "2m5s"), (645, "10m45s"), (3900, "1h5m")],
+)
+def test_durations_read_as_prometheus_writes_them(seconds, shown):
+    assert text(seconds) == shown
