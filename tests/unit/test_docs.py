@@ -12,7 +12,7 @@ import pytest
 
 from exporter import __version__
 from exporter.flags import build_parser, env_name
-from tests.support.cli import all_flags
+from tests.support.cli import all_flags, switches
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -35,13 +35,14 @@ def headings(path: Path, levels: str = "1,6") -> list[str]:
 
 
 def reference_rows() -> dict[str, list[str]]:
-    """The flag table of the configuration reference: its rows' cells, by the flag they name."""
+    """The flag table of the configuration reference: its rows' cells, by the flag they name
+    (``--[no-]name`` by ``--name``)."""
     rows = {}
     for line in REFERENCE.read_text().splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        match = re.fullmatch(r"`(--[\w.-]+)( [^`]*)?`", cells[0]) if line.startswith("|") else None
-        if match:
-            rows[match.group(1)] = cells
+        match = re.fullmatch(r"`--(\[no-\])?([\w.-]+)( [^`]*)?`", cells[0])
+        if match and line.startswith("|"):
+            rows["--" + match.group(2)] = cells  # a switch's row by its --name
     return rows
 
 
@@ -54,6 +55,13 @@ def test_reference_documents_every_flag_with_its_variable():
 
 def test_reference_documents_no_flag_the_exporter_lacks():
     assert set(reference_rows()) == {*all_flags(), "--version"}
+
+
+def test_reference_writes_switches_and_only_them_as_no_forms():
+    written = {flag: cells[0] for flag, cells in reference_rows().items()}
+    assert {flag for flag, cell in written.items() if "[no-]" in cell} == set(switches())
+    for flag, off in switches().items():
+        assert written[flag] == f"`--[no-]{flag[2:]}`" and off == f"--no-{flag[2:]}"
 
 
 def test_reference_defaults_are_the_parsers(monkeypatch):
