@@ -114,7 +114,7 @@ def test_restarts_start_time_and_transitions(bed):
 
 
 def test_op_state_stateset_in_openmetrics(bed, agent):
-    exporter = bed.start_exporter("--collector.op-state", "true")
+    exporter = bed.start_exporter("--collector.op-state")
     exporter.wait_metric("ocs_agent_up", 1, instance_id=agent)
     status, _, body = exporter.get(
         "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"}

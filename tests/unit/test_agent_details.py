@@ -95,7 +95,7 @@ def test_settings_carry_expected_agents_and_collector_flags(tmp_path):
     assert [a.instance_id for a in s.expected_agents] == ["fake1", "off", "skip"]
     assert s.op_types is True and s.op_state is False
     s = settings_from_args(
-        ["--site-file", str(path), "--collector.op-state", "true", "--collector.op-types", "0"]
+        ["--site-file", str(path), "--collector.op-state", "--no-collector.op-types"]
     )
     assert s.op_state is True and s.op_types is False
     with pytest.raises(ConfigError, match=r"--collector\.op-state"):

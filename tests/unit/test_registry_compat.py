@@ -317,7 +317,7 @@ def test_off_by_default_and_a_bare_flag_turns_it_on(clean_env):
         [*BASE, "--registry-compat", "--registry-compat.instance-id", "reg2"]
     )
     assert settings.registry_compat is True and settings.registry_compat_instance_id == "reg2"
-    assert settings_from_args([*BASE, "--registry-compat", "false"]).registry_compat is False
+    assert settings_from_args([*BASE, "--no-registry-compat"]).registry_compat is False
 
 
 @pytest.mark.parametrize("value, on", [("true", True), ("1", True), ("false", False), ("0", False)])
