@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import testbed
@@ -12,6 +13,7 @@ import testbed
 class WebhookReceiver:
     def __init__(self) -> None:
         self.notifications: list[dict] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each notification
         self._lock = threading.Lock()
         receiver = self
 
@@ -21,6 +23,7 @@ class WebhookReceiver:
                 body = json.loads(self.rfile.read(length))
                 with receiver._lock:
                     receiver.notifications.append(body)
+                    receiver.arrivals.append(time.monotonic())
                 self.send_response(200)
                 self.end_headers()
 
@@ -44,16 +47,25 @@ class WebhookReceiver:
 
     def alerts(self) -> list[dict]:
         """Every alert of every notification so far, in arrival order."""
+        return [alert for _, alert in self._arrived()]
+
+    def _arrived(self) -> list[tuple[float, dict]]:
         with self._lock:
-            return [alert for n in self.notifications for alert in n["alerts"]]
+            pairs = list(zip(self.arrivals, self.notifications, strict=True))
+        return [(at, alert) for at, n in pairs for alert in n["alerts"]]
 
     def wait_for_alert(self, status: str, timeout: float, **labels: str) -> dict:
-        def find() -> dict | None:
-            for alert in self.alerts():
+        return self.wait_for_arrival(status, timeout, **labels)[1]
+
+    def wait_for_arrival(self, status: str, timeout: float, **labels: str) -> tuple[float, dict]:
+        """The first alert with this status and labels, and when (time.monotonic()) it came."""
+
+        def find() -> tuple[float, dict] | None:
+            for at, alert in self._arrived():
                 if alert["status"] == status and all(
                     alert["labels"].get(k) == v for k, v in labels.items()
                 ):
-                    return alert
+                    return at, alert
             return None
 
         return testbed.wait_for(find, timeout, f"a {status} alert {labels} at the webhook")
