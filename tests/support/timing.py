@@ -20,10 +20,9 @@ from pathlib import Path
 import yaml
 
 from exporter.flags import build_parser, duration
+from tests.support.monitoring import ALERTMANAGER_EXAMPLE
 
-ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS_EXAMPLE = ROOT / "grafana" / "examples" / "prometheus.yml"
-ALERTMANAGER_EXAMPLE = ROOT / "grafana" / "examples" / "alertmanager.yml"
+PROMETHEUS_EXAMPLE = ALERTMANAGER_EXAMPLE.parent / "prometheus.yml"
 
 HEARTBEAT_PERIOD = 1.0  # OCS agents publish a heartbeat every second (a fixed LoopingCall)
 LOOKBACK_DELTA = 300.0  # Prometheus's --query.lookback-delta default
