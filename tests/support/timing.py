@@ -4,9 +4,10 @@ timing table in docs/alerts.md and the bound the end-to-end alert test holds the
 stack to.
 
 The sum, per alert: what it takes the exporter to see the event (the agent timeout, or the
-next heartbeat, ...), then the next scrape, the next rule evaluation (one more for every
-recording rule the alert reads that is not evaluated before it in its group), its ``for``
-rounded up to whole evaluations, and the ``group_wait`` of the Alertmanager route it takes.
+next heartbeat, ...), then the next scrape, the next rule evaluation (later by a group's
+interval if the alert reads a recording rule of that group not evaluated before it), its
+``for`` rounded up to whole evaluations, and the ``group_wait`` of the Alertmanager route it
+takes.
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ def timing(alert: str, settings: Settings) -> Timing:
     rule = group["rules"][position]
     interval = _evaluation_interval(group, settings.prometheus)
     scrape_interval, scrape_timeout = _scrape(settings.prometheus)
+    if alert not in DELAYS:
+        raise KeyError(f"{alert}: say what delays it in DELAYS ({__name__})")
     delays = DELAYS[alert]
     other = []
     if "heartbeat" in delays:
