@@ -167,6 +167,14 @@ MUTANTS = {
         "and on (job, agent_address) (ocs:agent_up:max == 1)",
         "",
     ),
+    "exporter alerts about every job's targets": (
+        "expr: up and on (job) ocs:exporter_job",
+        "expr: up",
+    ),
+    "absent job reported without its job label": (
+        "ocs:exporter_job unless on (job) ocs:exporter_up",
+        "absent(ocs:exporter_up)",
+    ),
 }
 
 
@@ -181,6 +189,15 @@ def test_rule_unit_tests_catch_broken_rules(tmp_path, old, new):
     assert_succeeds(mutant)  # still valid rules, only wrong ones
     result = run("promtool", "test", "rules", tmp_path / "tests" / RULE_TESTS.name)
     assert result.returncode != 0, f"promtool tests pass with a broken rule:\n{result.stdout}"
+
+
+def test_the_exporter_job_is_named_once():
+    # grafana/generate.py --job NAME sets this one label; no rule selects a job itself.
+    named = [rule for rule in rules() if "job" in rule.get("labels", {})]
+    assert [rule.get("record") for rule in named] == ["ocs:exporter_job"]
+    assert named[0]["labels"]["job"] == "ocs-exporter"
+    for rule in rules():
+        assert not re.search(r"\bjob\s*(=|!=|=~|!~)", rule["expr"]), rule
 
 
 def test_rule_tests_load_the_rule_file():
