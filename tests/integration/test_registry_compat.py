@@ -17,6 +17,7 @@ import testbed
 from exporter.wamp.registry_compat import REGISTER_RETRY
 from tests.support.bed import Testbed
 from tests.support.metrics import KEYS
+from tests.support.registry import address, data_of, leave
 from tests.support.tls import make_authority
 
 REAL = "registry-real"
@@ -37,15 +38,6 @@ def start_registry_agent(bed, instance_id: str) -> subprocess.Popen:
     proc = testbed.start_agent(bed.site_file, instance_id, bed.workdir)
     bed.agents[instance_id] = proc
     return proc
-
-
-def data_of(bed, instance_id: str) -> dict:
-    """What socs' MultiSlotController reads: ``main.status().session['data']``."""
-    return bed.client(instance_id).main.status().session["data"]
-
-
-def address(instance_id: str) -> str:
-    return f"{testbed.ADDRESS_ROOT}.{instance_id}"
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +72,6 @@ def compat(bed):
     finally:
         # The shared router outlives this module: leave no registry and no extra agents.
         leave(bed, [exporter.proc], "reg-a", "reg-b", REAL)
-
-
-def leave(bed, procs: list, *instance_ids: str) -> None:
-    """Stop these processes and agents, and take the agents out of the site file."""
-    testbed.stop_processes(procs + [bed.agents[i] for i in instance_ids if i in bed.agents])
-    bed.entries[:] = [e for e in bed.entries if e["instance-id"] not in instance_ids]
-    bed.write_site_file()
 
 
 def assert_same_entry(real: dict, ours: dict) -> None:
