@@ -1,14 +1,20 @@
 """The provisioned Grafana dashboards as data: panels, variables and queries, and
-Grafana's variables substituted."""
+Grafana's variables substituted; the program that generates them."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+# The program that writes the dashboards and the rules for a scrape job.
+GENERATE = ROOT / "grafana" / "generate.py"
 
 
 PROVISIONING = ROOT / "grafana" / "provisioning"
@@ -22,6 +28,14 @@ MOUNT = PurePosixPath("/etc/grafana/provisioning")
 
 
 DATASOURCE_UID = "ocs-prometheus"
+
+
+# The default of every dashboard's `job` variable: the scrape job of the examples.
+DEFAULT_JOB = "ocs-exporter"
+
+
+# What every series selector of a dashboard carries: the job chosen in the `job` variable.
+JOB_MATCHER = 'job="$job"'
 
 
 FILES = {
@@ -73,9 +87,11 @@ AGENT_METRICS = (
 BUILTINS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s"}
 
 
-# Values that select everything: what Grafana sends with "All" chosen in every variable.
+# Values that select everything: what Grafana sends with "All" chosen in every variable, and
+# the default job (one job at a time: the variable has no "All").
 ALL_VARIABLES = {
     "datasource": DATASOURCE_UID,
+    "job": DEFAULT_JOB,
     "agent_class": ".*",
     "agent": ".*",
     "instance": ".*",
@@ -101,6 +117,15 @@ LABEL_VALUES = re.compile(r"^\s*label_values\((?P<selector>.+),\s*\w+\s*\)\s*$",
 QUERY_RESULT = re.compile(r"^\s*query_result\((?P<expr>.+)\)\s*$", re.DOTALL)
 
 
+# A series selector of the exporter's or Prometheus' metrics: name and {matchers}, if any.
+SERIES = re.compile(r"\b((?:ocs|process)_\w+|up)\b(\{[^}]*\})?")
+
+
+def series_selectors(expr: str) -> list[tuple[str, str]]:
+    """(metric, "{matchers}" or "") for every series selector of `expr`."""
+    return SERIES.findall(expr)
+
+
 def substitute(expr: str, variables: dict[str, str]) -> str:
     """`expr` with Grafana's variables replaced by `variables[name]`.
 
@@ -119,6 +144,18 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
         raise KeyError(f"no value for Grafana variable ${name} in {expr!r}")
 
     return VARIABLE.sub(replace, expr)
+
+
+def generate(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run grafana/generate.py with `args`, from a directory of no importance."""
+    return subprocess.run(
+        [sys.executable, str(GENERATE), *args],
+        cwd=ROOT / "grafana",
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
 
 
 @cache

@@ -1,0 +1,343 @@
+"""OCS agent: one agent's liveness, heartbeat history and operations."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common as viz
+from grafana_foundation_sdk.builders import dashboard, table
+from grafana_foundation_sdk.models import common as vizmodel
+
+from .common import (
+    DATASOURCE,
+    GREY,
+    OPCODE_MAPPING,
+    UP_MAPPING,
+    agent_class_variable,
+    agent_variable,
+    by_thresholds,
+    datasource_variable,
+    frame,
+    job_variable,
+    label_panel,
+    prop,
+    query,
+    stat_panel,
+    steps,
+    timeline_panel,
+    timeseries_panel,
+    transformation,
+)
+from .promql import (
+    AGENT_INFO,
+    AGENT_UP,
+    FAILED,
+    FAILED_ENTRIES,
+    OP_CODES,
+    OPS_FAILED,
+    SINCE_HEARTBEAT,
+    UPTIME,
+    agent_series,
+    increase,
+    merged,
+)
+
+UID = "ocs-agent"
+HEARTBEAT_AGE = (("green", None), ("orange", 60), ("red", 300))
+NOTE_SCRAPE = (
+    " The timestamp is read when Prometheus scrapes, so up to one scrape interval plus the 1 s"
+    " heartbeat period is normal for a healthy agent."
+)
+
+
+def operations_table() -> table.Panel:
+    columns = {
+        "operation": "Operation",
+        "Value #A": "State",
+        "op_type": "Type",
+        "Value #C": "Since last change",
+        "Value #D": "FAILED in range",
+    }
+    # A replica that started later first saw every change later: the earliest time counts.
+    since_change = "time() - " + merged("min", agent_series("ocs_op_last_change_timestamp_seconds"))
+    # Every operation gets a row, 0 where it never failed in the range.
+    entries = agent_series("ocs_op_transitions_total", FAILED)
+    failed = (
+        f"round({increase(entries, '$__range', without='instance, to')})"
+        f" or 0 * {merged('max', agent_series('ocs_op_code'))}"
+    )
+    return (
+        table.Panel()
+        .id(15)
+        .title("Operations")
+        .description(
+            "Each operation of the agent: its state now, whether it is a task (runs once) or a"
+            " process (runs until stopped), as the agent's get_api said (empty if it did not"
+            " answer), how long since its state last changed (or since the exporter first saw"
+            " it), and how many times it entered FAILED over the time range."
+        )
+        .datasource(DATASOURCE)
+        .span(24)
+        .height(8)
+        .with_target(query(OP_CODES, ref="A", table=True))
+        .with_target(query(merged("max", agent_series("ocs_op_info")), ref="B", table=True))
+        .with_target(query(since_change, ref="C", table=True))
+        .with_target(query(failed, ref="D", table=True))
+        .with_transformation(transformation("merge"))
+        .with_transformation(
+            transformation(
+                "organize",
+                excludeByName={
+                    "Time": True,
+                    "job": True,
+                    "agent_address": True,
+                    "instance_id": True,
+                    "agent_class": True,
+                    "Value #B": True,
+                },
+                indexByName={name: index for index, name in enumerate(columns)},
+                renameByName=columns,
+            )
+        )
+        .color_scheme(by_thresholds())
+        .thresholds(steps(("green", None)))
+        .mappings([])
+        .override_by_name(
+            "State",
+            [
+                prop("mappings", [OPCODE_MAPPING]),
+                prop("custom.cellOptions", {"type": "color-background"}),
+                prop("custom.width", 120),
+            ],
+        )
+        .override_by_name("Since last change", [prop("unit", "s"), prop("decimals", 0)])
+        .override_by_name(
+            "FAILED in range",
+            [
+                prop("decimals", 0),
+                prop("thresholds", steps(("green", None), ("red", 1)).build()),
+                prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+        .show_header(True)
+        .cell_height(vizmodel.TableCellHeight.SM)
+        .footer(viz.TableFooterOptions().show(False).reducer(["sum"]).count_rows(False).fields(""))
+        .sort_by([viz.TableSortByFieldState().display_name("Operation").desc(False)])
+    )
+
+
+def build(job: str) -> dashboard.Dashboard:
+    return (
+        frame(
+            UID,
+            "OCS agent",
+            "One OCS agent: liveness, heartbeat history and its operations' states.",
+            "now-3h",
+        )
+        .with_variable(datasource_variable())
+        .with_variable(job_variable(job))
+        .with_variable(agent_class_variable())
+        .with_variable(agent_variable("Agent (instance-id)").multi(False).include_all(False))
+        .with_panel(
+            stat_panel(
+                1,
+                "Agent state",
+                "UP: the agent's heartbeat reached an exporter within the agent timeout (default"
+                " 5 s). DOWN: it stopped heartbeating, or it is listed in the site config file"
+                " and has not been heard since the exporter started (Since last heartbeat then"
+                " reads Never heard); check the agent process, its host and its log. No data:"
+                " the exporters know nothing of this agent.",
+                query(AGENT_UP, "{{instance_id}}"),
+                thresholds=(("red", None), ("green", 1)),
+            )
+            .mappings([UP_MAPPING])
+            .no_value("Unknown agent")
+        )
+        .with_panel(
+            label_panel(
+                2,
+                "Agent class",
+                "The agent's class, as its heartbeat reports it.",
+                query(AGENT_UP, "{{agent_class}}"),
+                6,
+            )
+        )
+        .with_panel(
+            label_panel(
+                3,
+                "Agent address",
+                "The agent's WAMP address (address root and instance-id), the one OCS clients"
+                " call.",
+                query(AGENT_UP, "{{agent_address}}"),
+                6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                4,
+                "Since last heartbeat",
+                "Time since the most recent heartbeat any exporter replica received from this"
+                " agent." + NOTE_SCRAPE,
+                query(SINCE_HEARTBEAT, "{{instance_id}}"),
+                thresholds=HEARTBEAT_AGE,
+            )
+            .color_mode(vizmodel.BigValueColorMode.VALUE)
+            .unit("s")
+            .no_value("Never heard")
+        )
+        .with_panel(
+            stat_panel(
+                5,
+                "Operations FAILED",
+                "This agent's operations whose last run ended FAILED; see which in Current"
+                " operation states, then read the agent's log.",
+                query(OPS_FAILED, "Operations FAILED"),
+                thresholds=(("green", None), ("red", 1)),
+            )
+        )
+        .with_panel(
+            label_panel(
+                11,
+                "Site config",
+                "The agent's host in the site config file, and whether the file expects it to"
+                " run: true (listed), false (listed with manage: ignore or .../down: no alert"
+                " about whether it runs) or unknown (heard on the router, not listed).",
+                query(AGENT_INFO, "host {{host}}, expected {{expected}}"),
+                9,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                12,
+                "Uptime",
+                "Time since the agent's process started (from its session id). Empty while the"
+                " agent is DOWN. A short uptime that keeps resetting means it is restarting.",
+                query(UPTIME, "{{instance_id}}"),
+                size=(5, 4),
+                thresholds=(("orange", None), ("green", 900)),
+            )
+            .color_mode(vizmodel.BigValueColorMode.VALUE)
+            .unit("s")
+            .no_value("Not running")
+        )
+        .with_panel(
+            stat_panel(
+                13,
+                "Restarts in range",
+                "New sessions (process restarts) of the agent over the dashboard's time range,"
+                " as counted by the exporter. Several in a short time: OcsAgentRestartLoop;"
+                " check the agent's log.",
+                query(
+                    f"round({increase(agent_series('ocs_agent_restarts_total'), '$__range')})",
+                    "{{instance_id}}",
+                ),
+                size=(5, 4),
+                thresholds=(("green", None), ("orange", 1), ("red", 3)),
+            )
+            .color_mode(vizmodel.BigValueColorMode.VALUE)
+            .no_value("Never heard")
+        )
+        .with_panel(
+            stat_panel(
+                14,
+                "FAILED entries in range",
+                "How many times the agent's operations entered FAILED over the time range, even"
+                " briefly (a task failed and run again at once). Which ones: Operations table,"
+                " FAILED in range.",
+                query(FAILED_ENTRIES, "FAILED entries"),
+                size=(5, 4),
+                thresholds=(("green", None), ("orange", 1)),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                6,
+                "Current operation states",
+                "The latest state of each of the agent's operations. FAILED (red) ended with an"
+                " error; DEGRADED (orange) runs but cannot do its job; EXPIRED (purple) means"
+                " the agent stopped heartbeating, so the real state is unknown.",
+                query(OP_CODES, "{{operation}}"),
+                size=(24, 5),
+                thresholds=((GREY, None),),
+            )
+            .mappings([OPCODE_MAPPING])
+            .text_mode(vizmodel.BigValueTextMode.VALUE_AND_NAME)
+        )
+        .with_panel(operations_table())
+        .with_panel(
+            timeline_panel(
+                7,
+                "Operation states over time",
+                "Each operation's state over the selected time range: when it started, how long"
+                " it ran, how it ended. Hover a bar for the time it changed.",
+                query(OP_CODES, "{{operation}}"),
+                OPCODE_MAPPING,
+                size=(24, 10),
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                16,
+                "Operation transitions",
+                "Entries of each operation into each state (operation → state), per rate"
+                " interval, as the exporter counted them on every heartbeat: a state that lasted"
+                " less than a scrape interval (a task that FAILED and was restarted at once)"
+                " still shows here, though it may never show in the state timeline above.",
+                query(
+                    increase(agent_series("ocs_op_transitions_total"), "$__rate_interval"),
+                    "{{operation}} → {{to}}",
+                ),
+                "short",
+                size=(24, 8),
+            )
+            .draw_style(vizmodel.GraphDrawStyle.BARS)
+            .fill_opacity(60)
+            .decimals(0)
+        )
+        .with_row(dashboard.Row("Heartbeat history").id(8).datasource(DATASOURCE))
+        .with_panel(
+            timeline_panel(
+                9,
+                "Agent up over time",
+                "UP/DOWN over the time range: DOWN spans are when the agent's heartbeat stopped"
+                " (agent stopped or hung, host or network trouble, or every exporter lost the"
+                " router).",
+                query(AGENT_UP, "{{instance_id}}"),
+                UP_MAPPING,
+                size=(24, 4),
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                10,
+                "Seconds since last heartbeat",
+                "Age of the latest heartbeat over time: a sawtooth below the scrape interval is"
+                " healthy; a ramp means the heartbeats stopped." + NOTE_SCRAPE,
+                query(SINCE_HEARTBEAT, "{{instance_id}}"),
+                "s",
+                size=(12, 8),
+                thresholds=HEARTBEAT_AGE,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                17,
+                "Heartbeat gap",
+                "Longest gap between consecutive heartbeats over the last 15 to 30 s, including"
+                " the one still open, as the exporter replica that hears the agent best measured"
+                " it, to 0.1 s (finer is scheduling noise, and differs between replicas). About"
+                " 1 s is healthy; above 3 s for 5 minutes is OcsAgentHeartbeatStalling; at 5 s"
+                " the agent reads DOWN. While DOWN it grows with the time since the last"
+                " heartbeat.",
+                # The replica that hears the agent best: one cut off from the router measures
+                # the outage, not the agent.
+                query(
+                    f"round({merged('min', agent_series('ocs_agent_heartbeat_gap_seconds'))}, 0.1)",
+                    "{{instance_id}}",
+                ),
+                "s",
+                size=(12, 8),
+                thresholds=(("green", None), ("orange", 3), ("red", 5)),
+            ).thresholds_style(
+                viz.GraphThresholdsStyleConfig().mode(vizmodel.GraphTresholdsStyleMode.LINE)
+            )
+        )
+    )

@@ -1,0 +1,276 @@
+"""OCS overview: every agent and operation of one exporter job at a glance."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common as viz
+from grafana_foundation_sdk.builders import dashboard, table
+from grafana_foundation_sdk.models import common as vizmodel
+
+from .common import (
+    DATASOURCE,
+    GREY,
+    OPCODE_MAPPING,
+    ROUTER_MAPPING,
+    UP_MAPPING,
+    agent_class_variable,
+    agent_variable,
+    all_values,
+    by_thresholds,
+    datasource_variable,
+    frame,
+    job_variable,
+    prop,
+    query,
+    stat_panel,
+    steps,
+    timeline_panel,
+    transformation,
+    value_map,
+)
+from .promql import (
+    AGENT_INFO,
+    AGENT_UP,
+    EXPECTED_INFO,
+    FAILED_ENTRIES,
+    OP_CODES,
+    OPS_FAILED,
+    SINCE_HEARTBEAT,
+    UPTIME,
+    agent_series,
+    increase,
+    merged,
+    series,
+)
+
+UID = "ocs-overview"
+
+LINK = (
+    "/d/ocs-agent/ocs-agent?${__url_time_range}&${datasource:queryparam}&${job:queryparam}"
+    "&${agent_class:queryparam}&var-agent=${__value.text}"
+)
+
+
+RED_FROM_1 = (("green", None), ("red", 1))
+
+
+def agents_table() -> table.Panel:
+    columns = {
+        "instance_id": "Instance ID",
+        "Value #A": "State",
+        "agent_class": "Agent class",
+        "agent_address": "Agent address",
+        "host": "Host",
+        "expected": "Expected",
+        "Value #B": "Since last heartbeat",
+        "Value #E": "Uptime",
+        "Value #D": "Restarts (24h)",
+    }
+    restarts = f"round({increase(agent_series('ocs_agent_restarts_total'), '24h')})"
+    return (
+        table.Panel()
+        .id(5)
+        .title("Agents")
+        .description(
+            "Every agent listed in the site config file or heard since the exporters started,"
+            " DOWN first. Click an instance-id for that agent's dashboard. Expected: whether the"
+            " site config file expects it to run. 'Since last heartbeat' grows while an agent"
+            " is down, and is empty for an agent never heard. The timestamp is read when"
+            " Prometheus scrapes, so up to one scrape interval plus the 1 s heartbeat period is"
+            " normal for a healthy agent. Uptime: since the agent's process started (empty"
+            " while DOWN). Restarts (24h): new sessions seen in the last 24 hours."
+        )
+        .datasource(DATASOURCE)
+        .span(24)
+        .height(10)
+        .with_target(query(AGENT_UP, ref="A", table=True))
+        .with_target(query(SINCE_HEARTBEAT, ref="B", table=True))
+        # The site config's labels from their own query, merged by Grafana: no group_left,
+        # which would fail outright if two replicas read different site config files.
+        .with_target(query(AGENT_INFO, ref="C", table=True))
+        .with_target(query(restarts, ref="D", table=True))
+        .with_target(query(UPTIME, ref="E", table=True))
+        .with_transformation(transformation("merge"))
+        .with_transformation(
+            transformation(
+                "organize",
+                excludeByName={"Time": True, "job": True, "Value #C": True},
+                indexByName={name: index for index, name in enumerate(columns)},
+                renameByName=columns,
+            )
+        )
+        .color_scheme(by_thresholds())
+        .thresholds(steps(("green", None)))
+        .mappings([])
+        .override_by_name(
+            "Instance ID",
+            [
+                prop(
+                    "links",
+                    [
+                        {
+                            "title": "Agent dashboard for ${__value.text}",
+                            "url": LINK,
+                            "targetBlank": False,
+                        }
+                    ],
+                )
+            ],
+        )
+        .override_by_name(
+            "State",
+            [
+                prop("mappings", [UP_MAPPING]),
+                prop("custom.cellOptions", {"type": "color-background"}),
+                prop("custom.width", 90),
+            ],
+        )
+        .override_by_name(
+            "Since last heartbeat",
+            [
+                prop("unit", "s"),
+                prop("decimals", 0),
+                prop("thresholds", steps(("green", None), ("orange", 60), ("red", 300)).build()),
+                prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+        .override_by_name(
+            "Expected",
+            [
+                prop(
+                    "mappings",
+                    [
+                        value_map(
+                            {
+                                "true": ("yes", "green"),
+                                "false": ("no (ignore / down)", GREY),
+                                "unknown": ("not in site config", "orange"),
+                            }
+                        )
+                    ],
+                ),
+                prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+        .override_by_name("Uptime", [prop("unit", "s"), prop("decimals", 0)])
+        .override_by_name(
+            "Restarts (24h)",
+            [
+                prop("decimals", 0),
+                prop("thresholds", steps(("green", None), ("orange", 1), ("red", 3)).build()),
+                prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+        .show_header(True)
+        .cell_height(vizmodel.TableCellHeight.SM)
+        .footer(viz.TableFooterOptions().show(False).reducer(["sum"]).count_rows(False).fields(""))
+        .sort_by([viz.TableSortByFieldState().display_name("State").desc(False)])
+    )
+
+
+def build(job: str) -> dashboard.Dashboard:
+    return (
+        frame(
+            UID,
+            "OCS overview",
+            "Every OCS agent and operation at a glance, from the OCS Prometheus exporter.",
+            "now-6h",
+        )
+        .with_variable(datasource_variable())
+        .with_variable(job_variable(job))
+        .with_variable(agent_class_variable())
+        .with_variable(all_values(agent_variable("Agent")))
+        .with_panel(
+            stat_panel(
+                1,
+                "Agents up",
+                "OCS agents whose heartbeat reached an exporter within its agent timeout"
+                " (default 5 s). Agents listed in the site config file count from the"
+                " exporter's start, heard or not; see Expected agents missing for the ones that"
+                " should run and do not.",
+                query(f"count({AGENT_UP} == 1) or vector(0)", "Agents up"),
+                thresholds=(("red", None), ("green", 1)),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                2,
+                "Agents down",
+                "Agents that are not heartbeating (no heartbeat within the timeout on any"
+                " exporter replica), including agents of the site config file never heard since"
+                " the exporter started and agents it lists as not expected to run. Non-zero:"
+                " find them in the Agents table below (sorted DOWN first) and check the agent"
+                " process and its host. Every operation of a down agent shows EXPIRED.",
+                query(f"count({AGENT_UP} == 0) or vector(0)", "Agents down"),
+                thresholds=RED_FROM_1,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                7,
+                "Expected agents missing",
+                "Agents the site config file expects to run (not manage: ignore, not .../down)"
+                " that are DOWN or have not been heard since the exporter started (alerts"
+                " OcsAgentDown and OcsAgentMissing). Non-zero: find them in the Agents table"
+                " (State DOWN, Expected yes).",
+                query(
+                    f"count({AGENT_UP} == 0 and on (job, agent_address) {EXPECTED_INFO})"
+                    " or vector(0)",
+                    "Expected agents missing",
+                ),
+                thresholds=RED_FROM_1,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                3,
+                "Operations FAILED",
+                "Operations (tasks or processes) whose last run ended FAILED. Find them as red"
+                " bars in the Operation states timeline, then read the agent's log. A FAILED"
+                " state stays until the operation is run again.",
+                query(OPS_FAILED, "Operations FAILED"),
+                thresholds=RED_FROM_1,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                8,
+                "FAILED entries (range)",
+                "How many times operations entered FAILED over the dashboard's time range,"
+                " counted by the exporter on every heartbeat: a task that failed and was run"
+                " again at once still counts, unlike Operations FAILED, which shows the current"
+                " state. Counts made by an exporter replica before Prometheus scraped it are not"
+                " included.",
+                query(FAILED_ENTRIES, "FAILED entries"),
+                thresholds=(("green", None), ("orange", 1)),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                4,
+                "Router connected",
+                "Whether an exporter replica is connected to the crossbar (WAMP) router."
+                " DISCONNECTED: no heartbeat can arrive, so every agent soon shows DOWN; check"
+                " the router first. No data: no exporter is being scraped (see the Exporter"
+                " health dashboard).",
+                query(merged("max", series("ocs_exporter_crossbar_connected")), "Router"),
+                thresholds=(("red", None), ("green", 1)),
+            )
+            .mappings([ROUTER_MAPPING])
+            .no_value("No exporter data")
+        )
+        .with_panel(agents_table())
+        .with_panel(
+            timeline_panel(
+                6,
+                "Operation states",
+                "State over time of every operation of every selected agent, one row each"
+                " (instance-id, operation). Red FAILED: the operation ended with an error;"
+                " orange DEGRADED: running but the agent reports it cannot do its job; purple"
+                " EXPIRED: the agent stopped heartbeating, state unknown. Hover a bar for the"
+                " time it changed.",
+                query(OP_CODES, "{{instance_id}} {{operation}}"),
+                OPCODE_MAPPING,
+                size=(24, 16),
+            )
+        )
+    )
