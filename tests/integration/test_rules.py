@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.dashboards import generate
+
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
 RULES = GRAFANA / "alerts" / "ocs-rules.yml"
@@ -198,6 +200,95 @@ def test_the_exporter_job_is_named_once():
     assert named[0]["labels"]["job"] == "ocs-exporter"
     for rule in rules():
         assert not re.search(r"\bjob\s*(=|!=|=~|!~)", rule["expr"]), rule
+
+
+# ---------------------------------------------------------------------------- another job
+
+
+def rules_for_job(tmp_path: Path, job: str) -> Path:
+    """The rule file grafana/generate.py writes for the scrape job `job`."""
+    result = generate("--job", job, "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "out" / "alerts" / RULES.name
+
+
+def test_rules_for_another_job_pass_promtool_lint(tmp_path):
+    assert_succeeds(
+        run("promtool", "check", "rules", "--lint-fatal", rules_for_job(tmp_path, "ocs"))
+    )
+
+
+def exporter_alert(name: str, labels: dict[str, str], description: str) -> dict:
+    summary = alerts()[name]["annotations"]["summary"]
+    return {
+        "exp_labels": {"severity": "critical", "scope": "exporter", **labels},
+        "exp_annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": RUNBOOK_URL + name.lower(),
+        },
+    }
+
+
+def test_rules_for_job_ocs_watch_job_ocs(tmp_path):
+    """`up{job="ocs"} == 0` fires OcsExporterDown; the old job's targets no longer count."""
+    rules = rules_for_job(tmp_path, "ocs")
+    down = exporter_alert(
+        "OcsExporterDown",
+        {"job": "ocs", "instance": "exporter-a:10020"},
+        "Scrapes of exporter-a:10020 (job ocs) have been failing for more than 2 minutes.",
+    )
+    absent = exporter_alert(
+        "OcsExporterAbsent",
+        {"job": "ocs"},
+        "There has been no target of job ocs for more than 5 minutes: nothing watches the OCS"
+        " agents.",
+    )
+    tests = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "name": "job ocs down, job ocs-exporter down too",
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'up{job="ocs",instance="exporter-a:10020"}', "values": "1 0x10"},
+                    {"series": 'up{job="ocs-exporter",instance="old:10020"}', "values": "0x10"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "5m", "alertname": "OcsExporterDown", "exp_alerts": [down]},
+                    {"eval_time": "10m", "alertname": "OcsExporterAbsent", "exp_alerts": []},
+                ],
+            },
+            {
+                "name": "only job ocs-exporter scraped",
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'up{job="ocs-exporter",instance="old:10020"}', "values": "1x10"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": "OcsExporterAbsent", "exp_alerts": [absent]},
+                    {"eval_time": "10m", "alertname": "OcsExporterDown", "exp_alerts": []},
+                ],
+            },
+        ],
+    }
+    path = tmp_path / "job-ocs.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    assert_succeeds(run("promtool", "test", "rules", path))
+
+
+def test_rule_unit_tests_pass_for_another_job(tmp_path):
+    """The whole promtool suite, its series and expected alerts of job ocs, on the rules
+    generated for job ocs."""
+    rules = rules_for_job(tmp_path, "ocs")
+    # The job's name, not the project's in the runbook links.
+    text = re.sub(r"(?<![\w/-])ocs-exporter(?![\w/-])", "ocs", RULE_TESTS.read_text())
+    assert 'ocs-exporter"' not in text and "job: ocs\n" in text
+    (rules.parent / "tests").mkdir()
+    tests = rules.parent / "tests" / RULE_TESTS.name
+    tests.write_text(text)
+    assert_succeeds(run("promtool", "test", "rules", tests))
 
 
 def test_rule_tests_load_the_rule_file():
