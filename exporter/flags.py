@@ -158,7 +158,7 @@ def negation(flag: str) -> str:
 
 
 class Switch(argparse.Action):
-    """``--name``: a boolean flag on (``--no-name``, a :class:`SwitchOff`, turns it off).
+    """``--name``: a boolean flag on (``--no-name``, declared beside it, turns it off).
 
     It takes an optional value only for the ``--name BOOL`` form of earlier releases, which
     still works and warns (:class:`DeprecatedFlag`). The command line has no positional
@@ -198,26 +198,6 @@ class Switch(argparse.Action):
         shown.option_strings = ["--[no-]" + self.option_strings[0][2:]]
         shown.nargs = 0
         return shown
-
-
-class SwitchOff(argparse.Action):
-    """``--no-name``: a switch off. An action of its own, hidden from help, so that argparse
-    names the switch in its errors by the one name (``argument --collector.op-state: ...``)
-    and the switch alone carries the default."""
-
-    def __init__(self, option_strings: list[str], dest: str) -> None:
-        super().__init__(
-            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=argparse.SUPPRESS
-        )
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        value: object,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, False)
 
 
 class FlagHelpFormatter(argparse.HelpFormatter):
@@ -279,7 +259,16 @@ def _flag(
     shown = f" (default {default})" if default is not None else ""
     if kw.get("type") is boolean:
         kw["action"] = Switch
-        group.add_argument(negation(flag), action=SwitchOff, dest=dest_name(flag))
+        # --no-name on its own, hidden: argparse then names the switch in its errors by its
+        # one name (``argument --collector.op-state: ...``), and the switch keeps the default.
+        group.add_argument(
+            negation(flag),
+            action="store_const",
+            const=False,
+            dest=dest_name(flag),
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
     group.add_argument(
         flag,
         dest=dest_name(flag),

@@ -22,11 +22,16 @@ def all_flags() -> list[str]:
 
 
 def switches() -> dict[str, str]:
-    """Every boolean flag, ``--name`` -> ``--no-name``, as the parser takes them."""
-    from exporter.flags import Switch, SwitchOff, build_parser
+    """Every boolean flag, ``--name`` -> ``--no-name``, checked to switch the same setting."""
+    from exporter.flags import Switch, build_parser
 
     parser = build_parser()
-    off = {a.dest: a.option_strings[0] for a in parser._actions if isinstance(a, SwitchOff)}
-    found = {a.option_strings[0]: off[a.dest] for a in parser._actions if isinstance(a, Switch)}
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, Switch):
+            flag = action.option_strings[0]
+            off = parser._option_string_actions["--no-" + flag[2:]]
+            assert (off.dest, off.const, off.nargs) == (action.dest, False, 0)
+            found[flag] = off.option_strings[0]
     assert len(found) >= 3
     return found
