@@ -1,6 +1,7 @@
-"""The dashboards' queries through promtool: every one parses, and `promtool test rules`
-evaluates the agent dashboards' queries against one and two exporter replicas, which must
-show the same thing."""
+"""The dashboards' queries: against a real Prometheus scraping a real exporter under two job
+names, every one returns data for the job the `job` variable names and no other; through
+promtool, every one parses, and `promtool test rules` evaluates the agent dashboards' queries
+against one and two exporter replicas, which must show the same thing."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import subprocess
 import pytest
 import yaml
 
+import testbed
 from tests.support.dashboards import (
     AGENT_DASHBOARDS,
     ALL_VARIABLES,
+    DEFAULT_JOB,
     OPCODES,
     UIDS,
     dashboard_queries,
@@ -27,6 +30,75 @@ def promtool() -> str:
     if path is None:
         pytest.fail("promtool not found: scripts/install-system-deps.sh installs it")
     return path
+
+
+# ---------------------------------------------------------------------------- real Prometheus
+
+# The examples' job name, and another: the dashboards must work under any.
+JOBS = (DEFAULT_JOB, "ocs")
+AGENT = "dash1"
+
+
+@pytest.fixture(scope="module")
+def prometheus(bed, tmp_path_factory):
+    """One exporter, scraped by one Prometheus as two jobs (JOBS) every second; agent dash1
+    runs acq and its delay_task has FAILED, and every job has samples enough for rates."""
+    bed.start_agent(AGENT, "--mode", "acq", "--sample-rate", "1")
+    exporter = bed.start_exporter()
+    target = f"127.0.0.1:{exporter.port}"
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [target]}]} for job in JOBS
+        ],
+    }
+    prom = testbed.Prometheus(tmp_path_factory.mktemp("dashboards"), config)
+    try:
+        prom.start()
+        bed.client(AGENT).delay_task(delay=0, succeed=False)
+        failed = f'instance_id="{AGENT}", operation="delay_task"'
+        testbed.wait_for(
+            lambda: all(
+                prom.query(f'ocs_op_code{{job="{job}", {failed}}} == 6')
+                and prom.query(f'rate(ocs_exporter_heartbeats_total{{job="{job}"}}[15s]) > 0')
+                for job in JOBS
+            ),
+            60,
+            f"{AGENT}'s FAILED delay_task and heartbeat rates of every job in Prometheus",
+        )
+        yield prom
+    finally:
+        testbed.stop_processes([prom, exporter])
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_every_query_shows_the_chosen_job_and_only_it(prometheus, job):
+    variables = {
+        **ALL_VARIABLES,
+        "job": job,
+        "agent_class": "FakeDataAgent",
+        "agent": AGENT,
+        "__rate_interval": "15s",
+    }
+    queries = dashboard_queries()
+    assert len(queries) > 40
+    empty, foreign = [], []
+    for uid, title, expr in queries:
+        query = substitute(expr, variables)
+        result = prometheus.query(query)
+        jobs = {sample["metric"]["job"] for sample in result if "job" in sample["metric"]}
+        if title == "variable job":
+            assert jobs == set(JOBS), "the job variable offers every job"
+            continue
+        if not result:
+            empty.append((uid, title, query))
+        if jobs - {job}:
+            foreign.append((uid, title, query, jobs))
+    assert not empty, "queries without data:\n" + "\n".join(map(str, empty))
+    assert not foreign, "queries showing other jobs:\n" + "\n".join(map(str, foreign))
+
+
+# ---------------------------------------------------------------------------- promtool
 
 
 def test_every_query_parses(tmp_path):
@@ -54,7 +126,7 @@ def test_every_query_parses(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# ---------------------------------------------------------------------------- replicas
+# ---------------------------------------------------------------------------- replicas (promtool)
 
 SELECTOR = re.compile(r"\b((?:ocs|process)_\w+|up)\b(\{)?")
 
