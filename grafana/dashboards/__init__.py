@@ -24,7 +24,9 @@ def model(builder: object) -> dict:
     """The JSON model of a built dashboard, ready for file provisioning."""
     data = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
     # The SDK leaves an unset id out; a provisioned file says `id: null` so Grafana never
-    # mistakes it for a dashboard of its own database.
+    # mistakes it for a dashboard of its own database. Its `schemaVersion` (36) stays: Grafana
+    # migrates from there on load, and options its models lack (the tables' default cell
+    # options, the stat panels' wideLayout) keep Grafana's defaults.
     data["id"] = None
     return data
 
