@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.dashboards import generate
+from tests.support.dashboards import dashboards, generate, variables
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
@@ -21,6 +21,7 @@ RULES = GRAFANA / "alerts" / "ocs-rules.yml"
 RULE_TESTS = GRAFANA / "alerts" / "tests" / "ocs-rules.test.yml"
 RUNBOOK = GRAFANA / "runbook.md"
 PROMETHEUS_CONFIG = GRAFANA / "examples" / "prometheus.yml"
+DEPLOY_PROMETHEUS = ROOT / "deploy" / "prometheus"
 ALERTMANAGER_CONFIG = GRAFANA / "examples" / "alertmanager.yml"
 
 RUNBOOK_URL = "https://github.com/ocs-exporter/ocs-exporter/blob/main/grafana/runbook.md#"
@@ -384,6 +385,29 @@ def test_prometheus_example_passes_promtool_and_loads_the_rules(tmp_path):
     assert job["static_configs"][0]["targets"] == ["ocs-exporter:10020"]
     [manager] = config["alerting"]["alertmanagers"]
     assert manager["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+
+def watched_job() -> str:
+    (rule,) = [rule for rule in rules() if rule.get("record") == "ocs:exporter_job"]
+    return rule["labels"]["job"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [PROMETHEUS_CONFIG, DEPLOY_PROMETHEUS / "prometheus.yml"],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_shipped_prometheus_configs_scrape_the_job_the_rules_and_dashboards_name(path):
+    job = watched_job()
+    assert [scrape["job_name"] for scrape in load(path)["scrape_configs"]] == [job]
+    for uid, dashboard in dashboards().items():
+        assert variables(dashboard)["job"]["current"]["value"] == job, uid
+    assert "generate.py --job" in path.read_text()  # how to name it otherwise
+
+
+def test_global_view_federates_the_job_the_rules_name():
+    (federate,) = load(DEPLOY_PROMETHEUS / "global.yml")["scrape_configs"]
+    assert f'{{job="{watched_job()}"}}' in federate["params"]["match[]"]
 
 
 def walk_keys(node: object) -> set[str]:
