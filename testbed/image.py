@@ -16,6 +16,7 @@ import ast
 import atexit
 import contextlib
 import fcntl
+import json
 import os
 import re
 import resource
@@ -131,9 +132,20 @@ def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
     return pairs
 
 
+def instructions(name: str, path: Path = DOCKERFILE) -> list[str]:
+    """The arguments of every ``name`` instruction of the Dockerfile."""
+    return [args for instruction, args in dockerfile_instructions(path) if instruction == name]
+
+
+def healthcheck_command(path: Path = DOCKERFILE) -> list[str]:
+    """The command of the Dockerfile's one HEALTHCHECK (exec form)."""
+    (check,) = instructions("HEALTHCHECK", path)
+    return json.loads(check.split(" CMD ", 1)[1])
+
+
 def base_image(path: Path = DOCKERFILE) -> str:
     """The Dockerfile's one FROM image, named as Docker resolves it (``docker.io/library/``)."""
-    (base,) = [args for instruction, args in dockerfile_instructions(path) if instruction == "FROM"]
+    (base,) = instructions("FROM", path)
     name = base.split()[0]
     if "/" not in name.split(":")[0]:
         return f"docker.io/library/{name}"

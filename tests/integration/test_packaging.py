@@ -16,24 +16,9 @@ import pytest
 import yaml
 
 from exporter.flags import DEFAULT_PORT
+from testbed.image import healthcheck_command, instructions
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def dockerfile() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    pairs = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            instruction, _, args = line.partition(" ")
-            pairs.append((instruction.upper(), " ".join(args.split())))
-    return pairs
-
-
-def instructions(name: str) -> list[str]:
-    return [args for instruction, args in dockerfile() if instruction == name]
 
 
 def test_base_image_is_a_pinned_slim_python():
@@ -57,9 +42,7 @@ def test_exposes_the_default_port():
 def test_exec_form_entrypoint_and_python_healthcheck():
     (entrypoint,) = instructions("ENTRYPOINT")
     assert json.loads(entrypoint) == ["ocs-exporter"]
-    (check,) = instructions("HEALTHCHECK")
-    command = json.loads(check.split(" CMD ", 1)[1])
-    assert command == ["python", "-m", "exporter.http.healthcheck"]
+    assert healthcheck_command() == ["python", "-m", "exporter.http.healthcheck"]
 
 
 def _dockerignored(path: str) -> bool:
