@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -94,8 +95,12 @@ class Running:
 
 
 @pytest.fixture(scope="module")
-def running(request, built, config_dir, agent):
-    """The quick start's ``docker run`` on a free port; removed however the tests end."""
+def running(request, built):
+    """The quick start's ``docker run`` on a free port; removed however the tests end. The
+    router and the agent are asked for once ``built`` has not skipped, so a machine without
+    an engine starts neither for this module."""
+    config_dir = request.getfixturevalue("config_dir")
+    request.getfixturevalue("agent")
     port = testbed.free_port()
     name = f"ocs-exporter-test-{os.getpid()}-{port}"
     env = {env_name("--web.listen-address"): f"127.0.0.1:{port}"}
@@ -136,10 +141,8 @@ def test_the_exporter_is_pid_1_and_runs_as_uid_9000(running):
 
 
 def test_the_dockerfiles_healthcheck_passes(running, built):
-    (check,) = [args for name, args in image.dockerfile_instructions() if name == "HEALTHCHECK"]
-    command = json.loads(check.split(" CMD ", 1)[1])
     inspected = json.loads(image.podman("image", "inspect", built).stdout)[0]
-    assert inspected["Healthcheck"]["Test"] == ["CMD", *command]
+    assert inspected["Healthcheck"]["Test"] == ["CMD", *image.healthcheck_command()]
     result = running.container.healthcheck()
     assert result.returncode == 0, result.stdout + result.stderr
     assert running.container.inspect("{{.State.Health.Status}}") == "healthy"
@@ -159,4 +162,52 @@ def test_sigterm_stops_the_container_within_10_s(request, running):
 
 def test_readme_carries_the_quick_start_block():
     """README.md's Docker section is the block the test runs, copied."""
-    assert quickstart_block() in (ROOT / "README.md").read_text()
+    block = quickstart_block()
+    assert block in (ROOT / "README.md").read_text(), f"README.md lacks, verbatim:\n{block}"
+
+
+def test_the_quick_start_runs_as_written_but_for_this_runs_name_image_port_and_config(tmp_path):
+    start = quickstart()
+    assert start.build[-1] == "." and "-t" in start.build
+    assert start.url.endswith(f":{DEFAULT_PORT}/metrics") and start.name == "ocs-exporter"
+    env = {"OCS_EXPORTER_WEB_LISTEN_ADDRESS": "127.0.0.1:1234"}
+    args = container_args(start, "test-1", "sha256:abc", tmp_path, env)
+    assert args[-2:] == ["--env=OCS_EXPORTER_WEB_LISTEN_ADDRESS=127.0.0.1:1234", "sha256:abc"]
+    assert f"{tmp_path}:/config:ro" in args and "test-1" in args
+    changed = {"ocs-exporter", "$OCS_CONFIG_DIR:/config:ro"}
+    assert [a for a in start.run if a not in changed] == [a for a in args[:-2] if a in start.run]
+
+
+def test_without_root_podman_or_a_working_podman_the_image_tests_skip(monkeypatch):
+    monkeypatch.setattr(image.os, "geteuid", lambda: 1000)
+    assert "root" in image.engine_unavailable()
+    monkeypatch.setattr(image.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(image.shutil, "which", lambda tool: None if tool == "podman" else tool)
+    assert "podman is not installed" in image.engine_unavailable()
+    monkeypatch.setattr(image.shutil, "which", lambda tool: tool)
+    failed = subprocess.CompletedProcess([], 125, "", "Error: cannot set up namespace")
+    monkeypatch.setattr(image, "podman", lambda *args, **kwargs: failed)
+    assert "cannot set up namespace" in image.engine_unavailable()
+
+
+def test_the_build_trusts_the_hosts_ca_bundle_and_carries_its_pip_settings(tmp_path):
+    (tmp_path / "pypi" / "simple").mkdir(parents=True)
+    (tmp_path / "wheels").mkdir()
+    settings = {
+        "cert": "/host/ca.pem",
+        "extra-index-url": f"file://{tmp_path}/pypi/simple https://mirror.example/simple",
+        "find-links": f"{tmp_path}/wheels",
+        "proxy": "http://proxy.example:3128",
+    }
+    mounts = image.pip_build_mounts(tmp_path, settings)
+    volumes = [mounts[i + 1] for i in range(0, len(mounts), 2) if mounts[i] == "-v"]
+    assert volumes == [
+        f"/host/ca.pem:{image.CA_BUNDLE}:ro",
+        f"{tmp_path}/pypi:{tmp_path}/pypi:ro",  # a local index's files sit beside simple/
+        f"{tmp_path}/wheels:{tmp_path}/wheels:ro",
+        f"{tmp_path}/pip.conf:/etc/pip.conf:ro",
+    ]
+    config = (tmp_path / "pip.conf").read_text().splitlines()
+    assert config[:2] == ["[global]", f"cert = {image.CA_BUNDLE}"]
+    assert f"extra-index-url = {settings['extra-index-url']}" in config
+    assert "proxy = http://proxy.example:3128" in config
