@@ -10,21 +10,21 @@ from .common import (
     DATASOURCE,
     GREY,
     OPCODE_MAPPING,
+    SECONDS,
     UP_MAPPING,
     agent_class_variable,
     agent_variable,
-    by_thresholds,
-    datasource_variable,
+    coloured_count,
     frame,
-    job_variable,
-    label_panel,
     prop,
     query,
+)
+from .panels import (
+    label_panel,
     stat_panel,
-    steps,
+    table_panel,
     timeline_panel,
     timeseries_panel,
-    transformation,
 )
 from .promql import (
     AGENT_INFO,
@@ -65,41 +65,19 @@ def operations_table() -> table.Panel:
         f" or 0 * {merged('max', agent_series('ocs_op_code'))}"
     )
     return (
-        table.Panel()
-        .id(15)
-        .title("Operations")
-        .description(
+        table_panel(
+            15,
+            "Operations",
             "Each operation of the agent: its state now, whether it is a task (runs once) or a"
             " process (runs until stopped), as the agent's get_api said (empty if it did not"
             " answer), how long since its state last changed (or since the exporter first saw"
-            " it), and how many times it entered FAILED over the time range."
+            " it), and how many times it entered FAILED over the time range.",
+            [OP_CODES, merged("max", agent_series("ocs_op_info")), since_change, failed],
+            columns,
+            ["Time", "job", "agent_address", "instance_id", "agent_class", "Value #B"],
+            height=8,
+            sort_by="Operation",
         )
-        .datasource(DATASOURCE)
-        .span(24)
-        .height(8)
-        .with_target(query(OP_CODES, ref="A", table=True))
-        .with_target(query(merged("max", agent_series("ocs_op_info")), ref="B", table=True))
-        .with_target(query(since_change, ref="C", table=True))
-        .with_target(query(failed, ref="D", table=True))
-        .with_transformation(transformation("merge"))
-        .with_transformation(
-            transformation(
-                "organize",
-                excludeByName={
-                    "Time": True,
-                    "job": True,
-                    "agent_address": True,
-                    "instance_id": True,
-                    "agent_class": True,
-                    "Value #B": True,
-                },
-                indexByName={name: index for index, name in enumerate(columns)},
-                renameByName=columns,
-            )
-        )
-        .color_scheme(by_thresholds())
-        .thresholds(steps(("green", None)))
-        .mappings([])
         .override_by_name(
             "State",
             [
@@ -108,19 +86,8 @@ def operations_table() -> table.Panel:
                 prop("custom.width", 120),
             ],
         )
-        .override_by_name("Since last change", [prop("unit", "s"), prop("decimals", 0)])
-        .override_by_name(
-            "FAILED in range",
-            [
-                prop("decimals", 0),
-                prop("thresholds", steps(("green", None), ("red", 1)).build()),
-                prop("custom.cellOptions", {"type": "color-text"}),
-            ],
-        )
-        .show_header(True)
-        .cell_height(vizmodel.TableCellHeight.SM)
-        .footer(viz.TableFooterOptions().show(False).reducer(["sum"]).count_rows(False).fields(""))
-        .sort_by([viz.TableSortByFieldState().display_name("Operation").desc(False)])
+        .override_by_name("Since last change", list(SECONDS))
+        .override_by_name("FAILED in range", coloured_count(("green", None), ("red", 1)))
     )
 
 
@@ -131,9 +98,8 @@ def build(job: str) -> dashboard.Dashboard:
             "OCS agent",
             "One OCS agent: liveness, heartbeat history and its operations' states.",
             "now-3h",
+            job,
         )
-        .with_variable(datasource_variable())
-        .with_variable(job_variable(job))
         .with_variable(agent_class_variable())
         .with_variable(agent_variable("Agent (instance-id)").multi(False).include_all(False))
         .with_panel(

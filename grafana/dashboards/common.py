@@ -1,11 +1,9 @@
 """What the three dashboards share: the dashboard frame, the `datasource`, `job` and agent
-variables, the value mappings, the job-scoped query helper and the panel shapes."""
+variables, the job-scoped query helper, value mappings and field config pieces."""
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import common as viz
-from grafana_foundation_sdk.builders import dashboard, prometheus, stat, statetimeline, timeseries
-from grafana_foundation_sdk.models import common as vizmodel
+from grafana_foundation_sdk.builders import dashboard, prometheus
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
@@ -118,8 +116,9 @@ def agent_variable(label: str) -> dashboard.QueryVariable:
 # ---------------------------------------------------------------------------- dashboard
 
 
-def frame(uid: str, title: str, description: str, since: str) -> dashboard.Dashboard:
-    """A dashboard of the OCS folder: tagged, linked to the others, refreshed every 30 s."""
+def frame(uid: str, title: str, description: str, since: str, job: str) -> dashboard.Dashboard:
+    """A dashboard of the OCS folder: tagged, linked to the others, refreshed every 30 s, its
+    first variables the datasource and the job (`job` by default)."""
     return (
         dashboard.Dashboard(title)
         .uid(uid)
@@ -143,6 +142,8 @@ def frame(uid: str, title: str, description: str, since: str) -> dashboard.Dashb
             .tooltip("")
             .url("")
         )
+        .with_variable(datasource_variable())
+        .with_variable(job_variable(job))
     )
 
 
@@ -185,144 +186,18 @@ def prop(name: str, value: object) -> model.DynamicConfigValue:
     return model.DynamicConfigValue(id_val=name, value=value)
 
 
+# A table column in seconds, to the second.
+SECONDS = (prop("unit", "s"), prop("decimals", 0))
+
+
+def coloured_count(*colours: tuple[str, float | None]) -> list[model.DynamicConfigValue]:
+    """A table column of whole numbers, the text coloured by thresholds."""
+    return [
+        prop("decimals", 0),
+        prop("thresholds", steps(*colours).build()),
+        prop("custom.cellOptions", {"type": "color-text"}),
+    ]
+
+
 def transformation(kind: str, **options: object) -> model.DataTransformerConfig:
     return model.DataTransformerConfig(id_val=kind, options=options)
-
-
-# ---------------------------------------------------------------------------- panels
-
-
-def stat_panel(
-    panel_id: int,
-    title: str,
-    description: str,
-    target: prometheus.Dataquery,
-    *,
-    size: tuple[int, int] = (4, 4),
-    thresholds: tuple[tuple[str, float | None], ...] = GREEN,
-) -> stat.Panel:
-    """The last value of each series as a number on a background coloured by thresholds.
-
-    Grafana's stat options `wideLayout` (true) and `showPercentChange` (false) keep their
-    defaults: the SDK's stat model does not have them.
-    """
-    return (
-        stat.Panel()
-        .id(panel_id)
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .with_target(target.instant())
-        .span(size[0])
-        .height(size[1])
-        .mappings([])
-        .thresholds(steps(*thresholds))
-        .color_scheme(by_thresholds())
-        .unit("none")
-        .reduce_options(viz.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
-        .color_mode(vizmodel.BigValueColorMode.BACKGROUND)
-        .graph_mode(vizmodel.BigValueGraphMode.NONE)
-        .justify_mode(vizmodel.BigValueJustifyMode.AUTO)
-        .orientation(vizmodel.VizOrientation.AUTO)
-        .text_mode(vizmodel.BigValueTextMode.AUTO)
-    )
-
-
-def label_panel(
-    panel_id: int, title: str, description: str, target: prometheus.Dataquery, width: int
-) -> stat.Panel:
-    """A label of the series (its legend) as plain text."""
-    return (
-        stat_panel(panel_id, title, description, target, size=(width, 4))
-        .color_mode(vizmodel.BigValueColorMode.NONE)
-        .text_mode(vizmodel.BigValueTextMode.NAME)
-    )
-
-
-def legend(
-    mode: vizmodel.LegendDisplayMode = vizmodel.LegendDisplayMode.LIST,
-    calcs: list[str] | None = None,
-) -> viz.VizLegendOptions:
-    return (
-        viz.VizLegendOptions()
-        .show_legend(True)
-        .display_mode(mode)
-        .placement(vizmodel.LegendPlacement.BOTTOM)
-        .calcs(calcs or [])
-    )
-
-
-def timeline_panel(
-    panel_id: int,
-    title: str,
-    description: str,
-    target: prometheus.Dataquery,
-    mapping: model.ValueMap,
-    *,
-    size: tuple[int, int],
-) -> statetimeline.Panel:
-    """States over time, a row per series, coloured and named by `mapping`."""
-    return (
-        statetimeline.Panel()
-        .id(panel_id)
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .with_target(target.range())
-        .span(size[0])
-        .height(size[1])
-        .line_width(0)
-        .fill_opacity(80)
-        .color_scheme(by_thresholds())
-        .thresholds(steps((GREY, None)))
-        .mappings([mapping])
-        .merge_values(True)
-        .show_value(vizmodel.VisibilityMode.AUTO)
-        .align_value(vizmodel.TimelineValueAlignment.LEFT)
-        .row_height(0.9)
-        .legend(legend())
-        .tooltip(
-            viz.VizTooltipOptions()
-            .mode(vizmodel.TooltipDisplayMode.SINGLE)
-            .sort(vizmodel.SortOrder.NONE)
-        )
-    )
-
-
-def timeseries_panel(
-    panel_id: int,
-    title: str,
-    description: str,
-    target: prometheus.Dataquery,
-    unit: str,
-    *,
-    size: tuple[int, int],
-    thresholds: tuple[tuple[str, float | None], ...] = GREEN,
-) -> timeseries.Panel:
-    """Lines from zero up, one per series, no points, gaps left open."""
-    return (
-        timeseries.Panel()
-        .id(panel_id)
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .with_target(target.range())
-        .span(size[0])
-        .height(size[1])
-        .draw_style(vizmodel.GraphDrawStyle.LINE)
-        .line_width(1)
-        .fill_opacity(10)
-        .show_points(vizmodel.VisibilityMode.NEVER)
-        .span_nulls(False)
-        .axis_soft_min(0)
-        .color_scheme(dashboard.FieldColor().mode(model.FieldColorModeId.PALETTE_CLASSIC))
-        .unit(unit)
-        .thresholds(steps(*thresholds))
-        .mappings([])
-        .legend(legend())
-        .tooltip(
-            viz.VizTooltipOptions()
-            .mode(vizmodel.TooltipDisplayMode.MULTI)
-            .sort(vizmodel.SortOrder.DESCENDING)
-        )
-    )

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard
+from grafana_foundation_sdk.builders import dashboard, timeseries
 from grafana_foundation_sdk.models import common as vizmodel
 
 from .common import (
     ROUTER_MAPPING,
     UP_MAPPING,
     all_values,
-    datasource_variable,
     frame,
-    job_variable,
-    label_panel,
-    legend,
     query,
     query_variable,
+)
+from .panels import (
+    label_panel,
+    legend,
     stat_panel,
     timeline_panel,
     timeseries_panel,
@@ -48,12 +48,18 @@ def instance_variable() -> dashboard.QueryVariable:
     )
 
 
-def per_second(
-    panel_id: int, title: str, description: str, metric: str, legend_format: str, unit: str
-) -> dashboard.Panel:
-    """A counter's rate per replica, a quarter of the dashboard's width."""
+def graph(
+    panel_id: int,
+    title: str,
+    description: str,
+    expr: str,
+    unit: str,
+    width: int,
+    legend_format: str = "{{instance}}",
+) -> timeseries.Panel:
+    """A line per replica over time, 8 grid units high."""
     return timeseries_panel(
-        panel_id, title, description, query(rate(metric), legend_format), unit, size=(6, 8)
+        panel_id, title, description, query(expr, legend_format), unit, size=(width, 8)
     )
 
 
@@ -64,9 +70,8 @@ def build(job: str) -> dashboard.Dashboard:
             "OCS exporter health",
             "Health of the OCS Prometheus exporter replicas themselves.",
             "now-6h",
+            job,
         )
-        .with_variable(datasource_variable())
-        .with_variable(job_variable(job))
         .with_variable(instance_variable())
         .with_panel(
             stat_panel(
@@ -143,109 +148,111 @@ def build(job: str) -> dashboard.Dashboard:
             )
         )
         .with_panel(
-            timeseries_panel(
+            graph(
                 8,
                 "Heartbeat rate",
                 "Heartbeats received per second by each replica: about one per second per"
                 " running agent. A drop to zero with the router connected means agents stopped"
                 " publishing or the exporter's subscription broke.",
-                query(rate("ocs_exporter_heartbeats_total"), "{{instance}}"),
+                rate("ocs_exporter_heartbeats_total"),
                 "cps",
-                size=(12, 8),
+                12,
             )
         )
         .with_panel(
-            timeseries_panel(
+            graph(
                 9,
                 "Invalid heartbeats by reason",
                 "Heartbeats the exporter rejected, per second, by reason (malformed, legacy,"
                 " bad_op_codes, bad_op_name, bad_op_code, bad_agent_address, bad_field)."
                 " Anything above zero: the exporter's log names the agent; 'legacy' means a"
                 " very old OCS version.",
-                query(rate("ocs_exporter_heartbeats_invalid_total"), "{{reason}} ({{instance}})"),
+                rate("ocs_exporter_heartbeats_invalid_total"),
                 "cps",
-                size=(12, 8),
+                12,
+                "{{reason}} ({{instance}})",
             ).legend(legend(vizmodel.LegendDisplayMode.TABLE, ["max", "lastNotNull"]))
         )
         .with_panel(
-            timeseries_panel(
+            graph(
                 10,
                 "CPU",
                 "CPU used by each exporter process (1 = one full core). Sustained high values"
                 " with many agents: the heartbeat rate may be more than one process can take.",
-                query(rate("process_cpu_seconds_total"), "{{instance}}"),
+                rate("process_cpu_seconds_total"),
                 "percentunit",
-                size=(8, 8),
+                8,
             )
         )
         .with_panel(
-            timeseries_panel(
+            graph(
                 11,
                 "Resident memory",
                 "Resident memory of each exporter process. Steady growth with a constant number"
                 " of agents would be a leak.",
-                query(replicas("process_resident_memory_bytes"), "{{instance}}"),
+                replicas("process_resident_memory_bytes"),
                 "bytes",
-                size=(8, 8),
+                8,
             )
         )
         .with_panel(
-            timeseries_panel(
+            graph(
                 12,
                 "Open file descriptors",
                 "Open file descriptors of each exporter process (sockets to the router and from"
                 " scrapers). Steady growth would be a leak.",
-                query(replicas("process_open_fds"), "{{instance}}"),
+                replicas("process_open_fds"),
                 "short",
-                size=(8, 8),
+                8,
             )
         )
         .with_panel(
-            timeseries_panel(
+            graph(
                 13,
                 "Agents tracked over time",
                 "Agents each replica tracks over time. Jumps up: new agents heard (or a site"
                 " config reload); down: agents forgotten after --forget-after, or an exporter"
                 " restart.",
-                query(replicas("ocs_exporter_agents"), "{{instance}}"),
+                replicas("ocs_exporter_agents"),
                 "short",
-                size=(6, 8),
+                6,
             )
         )
         .with_panel(
-            per_second(
+            graph(
                 14,
                 "Operation type queries",
                 "get_api calls per second the exporter made to learn which operations are tasks"
                 " and which processes (one per agent session), by result. failed: the agent did"
                 " not answer (or the router's role forbids the call); its operations have no"
                 " op_type, and a failed process then alerts as OcsOperationFailed.",
-                "ocs_exporter_op_type_queries_total",
-                "{{result}} ({{instance}})",
+                rate("ocs_exporter_op_type_queries_total"),
                 "cps",
+                6,
+                "{{result}} ({{instance}})",
             )
         )
         .with_panel(
-            per_second(
+            graph(
                 15,
                 "Refused heartbeats",
                 "Heartbeats per second from agents not tracked because --max-agents agents"
                 " already are (alert OcsExporterAgentsRefused). Above zero: those agents are"
                 " not monitored.",
-                "ocs_exporter_heartbeats_refused_total",
-                "{{instance}}",
+                rate("ocs_exporter_heartbeats_refused_total"),
                 "cps",
+                6,
             )
         )
         .with_panel(
-            per_second(
+            graph(
                 16,
                 "Forgotten agents",
                 "Agents per second dropped after --forget-after without a heartbeat (only agents"
                 " not listed in the site config file are forgotten).",
-                "ocs_exporter_agents_forgotten_total",
-                "{{instance}}",
+                rate("ocs_exporter_agents_forgotten_total"),
                 "short",
+                6,
             )
         )
     )

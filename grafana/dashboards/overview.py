@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import common as viz
 from grafana_foundation_sdk.builders import dashboard, table
-from grafana_foundation_sdk.models import common as vizmodel
 
 from .common import (
-    DATASOURCE,
     GREY,
     OPCODE_MAPPING,
     ROUTER_MAPPING,
+    SECONDS,
     UP_MAPPING,
     agent_class_variable,
     agent_variable,
     all_values,
-    by_thresholds,
-    datasource_variable,
+    coloured_count,
     frame,
-    job_variable,
     prop,
     query,
-    stat_panel,
-    steps,
-    timeline_panel,
-    transformation,
     value_map,
+)
+from .panels import (
+    stat_panel,
+    table_panel,
+    timeline_panel,
 )
 from .promql import (
     AGENT_INFO,
@@ -66,41 +63,26 @@ def agents_table() -> table.Panel:
         "Value #D": "Restarts (24h)",
     }
     restarts = f"round({increase(agent_series('ocs_agent_restarts_total'), '24h')})"
+    # The site config's labels (C) from their own query, merged by Grafana: no group_left,
+    # which would fail outright if two replicas read different site config files.
+    exprs = [AGENT_UP, SINCE_HEARTBEAT, AGENT_INFO, restarts, UPTIME]
     return (
-        table.Panel()
-        .id(5)
-        .title("Agents")
-        .description(
+        table_panel(
+            5,
+            "Agents",
             "Every agent listed in the site config file or heard since the exporters started,"
             " DOWN first. Click an instance-id for that agent's dashboard. Expected: whether the"
             " site config file expects it to run. 'Since last heartbeat' grows while an agent"
             " is down, and is empty for an agent never heard. The timestamp is read when"
             " Prometheus scrapes, so up to one scrape interval plus the 1 s heartbeat period is"
             " normal for a healthy agent. Uptime: since the agent's process started (empty"
-            " while DOWN). Restarts (24h): new sessions seen in the last 24 hours."
+            " while DOWN). Restarts (24h): new sessions seen in the last 24 hours.",
+            exprs,
+            columns,
+            ["Time", "job", "Value #C"],
+            height=10,
+            sort_by="State",
         )
-        .datasource(DATASOURCE)
-        .span(24)
-        .height(10)
-        .with_target(query(AGENT_UP, ref="A", table=True))
-        .with_target(query(SINCE_HEARTBEAT, ref="B", table=True))
-        # The site config's labels from their own query, merged by Grafana: no group_left,
-        # which would fail outright if two replicas read different site config files.
-        .with_target(query(AGENT_INFO, ref="C", table=True))
-        .with_target(query(restarts, ref="D", table=True))
-        .with_target(query(UPTIME, ref="E", table=True))
-        .with_transformation(transformation("merge"))
-        .with_transformation(
-            transformation(
-                "organize",
-                excludeByName={"Time": True, "job": True, "Value #C": True},
-                indexByName={name: index for index, name in enumerate(columns)},
-                renameByName=columns,
-            )
-        )
-        .color_scheme(by_thresholds())
-        .thresholds(steps(("green", None)))
-        .mappings([])
         .override_by_name(
             "Instance ID",
             [
@@ -126,12 +108,7 @@ def agents_table() -> table.Panel:
         )
         .override_by_name(
             "Since last heartbeat",
-            [
-                prop("unit", "s"),
-                prop("decimals", 0),
-                prop("thresholds", steps(("green", None), ("orange", 60), ("red", 300)).build()),
-                prop("custom.cellOptions", {"type": "color-text"}),
-            ],
+            [prop("unit", "s"), *coloured_count(("green", None), ("orange", 60), ("red", 300))],
         )
         .override_by_name(
             "Expected",
@@ -151,19 +128,10 @@ def agents_table() -> table.Panel:
                 prop("custom.cellOptions", {"type": "color-text"}),
             ],
         )
-        .override_by_name("Uptime", [prop("unit", "s"), prop("decimals", 0)])
+        .override_by_name("Uptime", list(SECONDS))
         .override_by_name(
-            "Restarts (24h)",
-            [
-                prop("decimals", 0),
-                prop("thresholds", steps(("green", None), ("orange", 1), ("red", 3)).build()),
-                prop("custom.cellOptions", {"type": "color-text"}),
-            ],
+            "Restarts (24h)", coloured_count(("green", None), ("orange", 1), ("red", 3))
         )
-        .show_header(True)
-        .cell_height(vizmodel.TableCellHeight.SM)
-        .footer(viz.TableFooterOptions().show(False).reducer(["sum"]).count_rows(False).fields(""))
-        .sort_by([viz.TableSortByFieldState().display_name("State").desc(False)])
     )
 
 
@@ -174,9 +142,8 @@ def build(job: str) -> dashboard.Dashboard:
             "OCS overview",
             "Every OCS agent and operation at a glance, from the OCS Prometheus exporter.",
             "now-6h",
+            job,
         )
-        .with_variable(datasource_variable())
-        .with_variable(job_variable(job))
         .with_variable(agent_class_variable())
         .with_variable(all_values(agent_variable("Agent")))
         .with_panel(
