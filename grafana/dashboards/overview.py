@@ -83,6 +83,7 @@ def agents_table() -> table.Panel:
             height=10,
             sort_by="State",
         )
+        # A data link as Grafana stores it: the SDK has no model for one inside an override.
         .override_by_name(
             "Instance ID",
             [
