@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from testbed.process import ROOT, ProcessExited
@@ -114,7 +114,9 @@ def image_exists(name: str) -> bool:
 def image_id(name: str) -> str | None:
     """The ID of the image ``name`` names, None if there is none."""
     result = podman("image", "inspect", "--format", "{{.Id}}", name, check=False)
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
 
 
 # -- the Dockerfile -----------------------------------------------------------------------------
@@ -155,13 +157,19 @@ def base_image(path: Path = DOCKERFILE) -> str:
 # -- the stand-in base --------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Hold the machine-wide lock ``name`` (a file in the temporary directory) in the block:
+    test sessions sharing the machine's podman storage take turns."""
+    with open(Path(tempfile.gettempdir()) / f"ocs-exporter-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_base(name: str, workdir: Path) -> float | None:
     """Build, import and tag the stand-in for ``name`` unless an image of that name exists;
-    the seconds it took, None when it was there. A lock keeps two sessions from both
-    building it."""
-    lock_path = Path(tempfile.gettempdir()) / "ocs-exporter-standin.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    the seconds it took, None when it was there."""
+    with machine_lock("standin"):
         if image_exists(name):
             return None
         started = time.monotonic()
@@ -274,7 +282,7 @@ def build_command(args: Sequence[str], workdir: Path, iidfile: Path) -> list[str
 
 
 def build(args: Sequence[str], workdir: Path, context: Path = ROOT) -> str:
-    """Run :func:`build_command` in ``context``; the image ID. Output in ``workdir/build.log``."""
+    """Run :func:`build_command` in ``context``; the image's ID. Output in ``workdir/build.log``."""
     iidfile = Path(workdir) / "image.id"
     log = Path(workdir) / "build.log"
     with open(log, "w") as out:
@@ -289,7 +297,7 @@ def build(args: Sequence[str], workdir: Path, context: Path = ROOT) -> str:
         )
     if result.returncode != 0:
         raise RuntimeError(f"podman build failed ({result.returncode}):\n{log.read_text()[-3000:]}")
-    return iidfile.read_text().strip()
+    return iidfile.read_text().strip().removeprefix("sha256:")  # as inspect's {{.Id}}
 
 
 # -- a container --------------------------------------------------------------------------------

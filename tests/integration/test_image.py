@@ -35,8 +35,9 @@ def report(request, line: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(request, tmp_path_factory) -> str:
-    """The image's ID, built from the quick start's ``docker build`` on the stand-in base."""
+def built(request, tmp_path_factory):
+    """The image's ID, built from the quick start's ``docker build`` on the stand-in base.
+    Another session's image test waits until this module is done with the tag."""
     base = image.base_image()
     reason = image.engine_unavailable(base)
     if reason:
@@ -45,13 +46,14 @@ def built(request, tmp_path_factory) -> str:
     took = image.ensure_base(base, workdir)
     report(request, f"stand-in {base}: " + ("cached" if took is None else f"built in {took:.0f} s"))
     args = quickstart().build
-    previous = image.image_id(args[args.index("-t") + 1])
-    started = time.monotonic()
-    image_id = image.build(args, workdir)
-    report(request, f"podman build: {time.monotonic() - started:.0f} s")
-    if previous not in (None, image_id):  # the tag moved: drop the old image and its layers
-        image.podman("rmi", previous, check=False)
-    return image_id
+    with image.machine_lock("build"):
+        previous = image.image_id(args[args.index("-t") + 1])
+        started = time.monotonic()
+        image_id = image.build(args, workdir)
+        report(request, f"podman build: {time.monotonic() - started:.0f} s")
+        if previous not in (None, image_id):  # the tag moved: drop the old image, its layers
+            image.podman("rmi", previous, check=False)
+        yield image_id
 
 
 @pytest.fixture(scope="module")
