@@ -1,5 +1,6 @@
 # OCS Prometheus exporter. Build: docker build -t ocs-exporter .
-# Run:   docker run -v $OCS_CONFIG_DIR:/config:ro -p 10020:10020 ocs-exporter
+# Run:   docker run -d --name ocs-exporter --network host -v "$OCS_CONFIG_DIR":/config:ro ocs-exporter
+# (docs/deployment.md#docker; the tests build and run this file with podman).
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -3,9 +3,9 @@
 # venv support for python3, prometheus (promtool), prometheus-alertmanager (amtool) and
 # chromium (the status page test renders the page in it, headless) and docker-compose (to
 # validate docker-compose.yml: no Docker engine runs here).
-# Then, as root only and at best effort, the container engine the image test builds and runs
-# the Dockerfile with: podman, runc and mmdebstrap (the stand-in base). Without them the image
-# test is skipped and says why; nothing else fails for their lack.
+# As root, also the container engine the image test builds and runs the Dockerfile with:
+# podman, runc and mmdebstrap (the stand-in base). Not root and without them, the image test
+# is skipped and says why; as root, failing to install them fails like any other package.
 set -eu
 missing=""
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$missing python3-venv"
@@ -37,6 +37,5 @@ fi
 if [ -n "$engine" ]; then
     echo "install-system-deps: installing$engine"
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $engine >/dev/null ||
-        echo "install-system-deps: could not install$engine: the image test will be skipped" >&2
+    apt-get install -y -qq --no-install-recommends $engine >/dev/null
 fi
