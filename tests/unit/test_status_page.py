@@ -1,6 +1,9 @@
 """The status page rendered from a state with a fake clock."""
 
-from exporter.http.web import StatusPage
+import pytest
+from twisted.web.test.requesthelper import DummyRequest
+
+from exporter.http.status import PAGE_SIZE, StatusPage
 from exporter.state import AgentState, ExpectedAgent
 from tests.support.fakes import FakeClock, heartbeat
 
@@ -56,3 +59,59 @@ def test_a_listed_agent_never_heard_is_down_and_never_heard():
     html = StatusPage(state, lambda: True, "/metrics", clock=clock.time).render_page()
     assert 'data-instance-id="quiet1"' in html and "never" in html
     assert '<b id="agents-up">1</b>' in html and '<b id="agents-down">1</b>' in html
+
+
+# --- A page of agents at a time ---------------------------------------------------------
+
+
+def many(count: int, down: int = 0) -> tuple[AgentState, FakeClock]:
+    """``count`` agents, the first ``down`` of them (by name) silent for 10 s."""
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    for i in range(down):
+        state.ingest(heartbeat(f"a{i:05d}", {"acq": 3}))
+    clock.advance(10)
+    for i in range(down, count):
+        state.ingest(heartbeat(f"a{i:05d}", {"acq": 3}))
+    return state, clock
+
+
+def rendered_ids(html: str) -> list[str]:
+    return [part.split('"')[0] for part in html.split('class="agent" data-instance-id="')[1:]]
+
+
+def test_ten_thousand_agents_render_one_page_of_them():
+    state, clock = many(10_000, down=3)
+    status = StatusPage(state, lambda: True, "/metrics", clock=clock.time)
+    first = status.render_page()
+    ids = rendered_ids(first)
+    assert len(ids) == PAGE_SIZE
+    assert ids[:4] == ["a00000", "a00001", "a00002", "a00003"]  # down ones first
+    assert '<b id="agents-up">9997</b>' in first and '<b id="agents-down">3</b>' in first
+    assert f"Agents 1&ndash;{PAGE_SIZE} of 10000" in first
+    assert 'href="?page=2"' in first and 'rel="prev"' not in first
+    pages = 10_000 // PAGE_SIZE
+    last = status.render_page(pages)
+    assert rendered_ids(last)[-1] == "a09999" and len(rendered_ids(last)) == PAGE_SIZE
+    assert f'href="?page={pages - 1}"' in last and 'rel="next"' not in last
+    assert status.render_page(pages + 50) == last  # past the end: the last page
+
+
+def test_a_short_list_has_no_page_links():
+    state, clock = many(3)
+    html = StatusPage(state, lambda: True, "/metrics", clock=clock.time).render_page()
+    assert len(rendered_ids(html)) == 3 and "<nav" not in html
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [(None, 1), (b"2", 2), (b"0", 1), (b"-3", 1), (b"two", 1), (b"", 1), (b"99999999999", 3)],
+)
+def test_the_page_comes_from_the_query(query, expected):
+    state, clock = many(2 * PAGE_SIZE + 1)
+    request = DummyRequest([b""])
+    if query is not None:
+        request.args[b"page"] = [query]
+    html = StatusPage(state, lambda: True, "/metrics", clock=clock.time).render_GET(request)
+    assert f"(page {expected} of 3)".encode() in html
+    assert request.responseHeaders.getRawHeaders(b"content-type") == [b"text/html; charset=utf-8"]
