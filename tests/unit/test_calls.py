@@ -1,0 +1,153 @@
+"""The call queue shared by get_api and status, with a fake WAMP session and twisted's Clock."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.task import Clock
+
+from exporter.wamp.calls import Call, CallQueue
+
+
+class Session:
+    """Records calls; the test answers them through their Deferreds."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Deferred]] = []
+
+    def call(self, procedure: str) -> Deferred:
+        d: Deferred = Deferred()
+        self.calls.append((procedure, d))
+        return d
+
+    def procedures(self) -> list[str]:
+        return [procedure for procedure, _ in self.calls]
+
+
+class Outcomes:
+    """What became of each call: ("answered", key, result) or ("failed", key, exception)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple] = []
+
+    def call(self, key: str) -> Call:
+        """A call of procedure ``key``; one whose key starts with "stale" is no longer wanted."""
+
+        def send(session: Session) -> Deferred | None:
+            return None if key.startswith("stale") else session.call(key)
+
+        return Call(
+            send,
+            lambda result: self.seen.append(("answered", key, result)),
+            lambda failure: self.seen.append(("failed", key, failure.value)),
+        )
+
+
+def make(in_flight: int = 2, timeout: float = 10.0):
+    clock = Clock()
+    queue = CallQueue(clock, in_flight=in_flight, timeout=timeout)
+    session = Session()
+    queue.joined(session)
+    return clock, queue, session, Outcomes()
+
+
+def test_at_most_in_flight_calls_at_a_time_the_rest_in_order():
+    _, queue, session, outcomes = make(in_flight=2)
+    for key in "abcde":
+        queue.put(key, outcomes.call(key))
+    assert session.procedures() == ["a", "b"] and len(queue) == 3
+    session.calls[1][1].callback("B")
+    assert session.procedures()[2:] == ["c"]
+    session.calls[0][1].errback(RuntimeError("no"))
+    assert session.procedures()[3:] == ["d"]
+    assert queue.in_flight == 2
+    for _, d in session.calls[2:]:
+        d.callback("x")
+    assert session.procedures()[4:] == ["e"]
+    assert outcomes.seen[0] == ("answered", "b", "B")
+    assert outcomes.seen[1][:2] == ("failed", "a")
+
+
+def test_a_key_waits_once_with_its_latest_call_in_its_first_place():
+    _, queue, session, outcomes = make(in_flight=1)
+    queue.put("busy", outcomes.call("busy"))
+    queue.put("a", outcomes.call("a"))
+    queue.put("b", outcomes.call("b"))
+    queue.put("a", outcomes.call("a-again"))  # replaces a's waiting call, ahead of b
+    assert len(queue) == 2
+    session.calls[0][1].callback(None)
+    assert session.procedures() == ["busy", "a-again"]
+
+
+def test_a_key_in_flight_may_wait_once_more_behind_it():
+    _, queue, session, outcomes = make(in_flight=2)
+    queue.put("a", outcomes.call("a"))
+    queue.put("a", outcomes.call("a"))  # the first is out: the change it asks for is newer
+    assert session.procedures() == ["a", "a"]
+    queue.put("a", outcomes.call("a"))
+    queue.put("a", outcomes.call("a"))
+    assert len(queue) == 1
+
+
+def test_no_answer_within_the_timeout_fails_and_frees_its_slot():
+    clock, queue, session, outcomes = make(in_flight=1, timeout=10.0)
+    queue.put("mute", outcomes.call("mute"))
+    queue.put("next", outcomes.call("next"))
+    clock.advance(9.9)
+    assert outcomes.seen == [] and session.procedures() == ["mute"]
+    clock.advance(0.1)
+    [(what, key, exc)] = outcomes.seen
+    assert (what, key) == ("failed", "mute") and isinstance(exc, TimeoutError)
+    assert session.procedures() == ["mute", "next"] and queue.in_flight == 1
+
+
+def test_an_answer_the_owner_cannot_use_is_a_failure():
+    _, queue, session, _ = make()
+    failures = []
+
+    def answered(result):
+        raise ValueError(f"bad answer {result!r}")
+
+    queue.put("a", Call(lambda s: s.call("a"), answered, failures.append))
+    session.calls[0][1].callback({"nonsense": 1})
+    assert [f.value.args[0] for f in failures] == ["bad answer {'nonsense': 1}"]
+    assert queue.in_flight == 0
+
+
+def test_calls_no_longer_wanted_are_skipped_and_take_no_slot():
+    _, queue, session, outcomes = make(in_flight=1)
+    queue.put("busy", outcomes.call("busy"))
+    queue.put("stale-a", outcomes.call("stale-a"))
+    queue.put("b", outcomes.call("b"))
+    session.calls[0][1].callback(None)
+    assert session.procedures() == ["busy", "b"] and len(queue) == 0
+
+
+def test_a_call_that_cannot_be_sent_is_a_failure_and_the_queue_goes_on():
+    _, queue, session, outcomes = make(in_flight=1)
+
+    def transport_gone(_):
+        raise ConnectionError("transport lost")
+
+    failures = []
+    queue.put("a", Call(transport_gone, lambda _: None, failures.append))
+    queue.put("b", outcomes.call("b"))
+    assert [str(f.value) for f in failures] == ["transport lost"]
+    assert session.procedures() == ["b"]
+
+
+def test_nothing_is_queued_without_a_session_and_waiting_calls_go_after_the_next_join():
+    queue = CallQueue(Clock(), in_flight=1)
+    outcomes = Outcomes()
+    queue.put("early", outcomes.call("early"))  # before any join: dropped
+    assert len(queue) == 0
+    first = Session()
+    queue.joined(first)
+    queue.put("a", outcomes.call("a"))
+    queue.put("b", outcomes.call("b"))
+    queue.lost()
+    queue.put("during", outcomes.call("during"))  # no session: dropped
+    first.calls[0][1].errback(ConnectionError("connection lost"))  # b keeps waiting
+    assert first.procedures() == ["a"] and len(queue) == 1
+    second = Session()
+    queue.joined(second)
+    assert second.procedures() == ["b"]
