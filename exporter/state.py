@@ -1,6 +1,7 @@
 """What the exporter knows about OCS agents: pure Python, no WAMP, no Prometheus.
 
-Heartbeats go in through :meth:`AgentState.ingest`; every reader (the metrics, the status
+Heartbeats go in through :meth:`AgentState.ingest`, operation sessions (answers to
+``status``) through :meth:`AgentState.set_session`; every reader (the metrics, the status
 page, ``/api/agents``, the registry drop-in) reads a :class:`Snapshot` of
 :class:`AgentView`. Liveness is decided when read, on a monotonic clock, by one rule
 (:meth:`AgentState.snapshot`); the wall clock is only used for the times that are shown.
@@ -8,13 +9,14 @@ page, ``/api/agents``, the registry drop-in) reads a :class:`Snapshot` of
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from sys import intern
-from typing import Any
+from typing import Any, NamedTuple
 
 from exporter.heartbeat import (
     REASONS,
@@ -24,9 +26,20 @@ from exporter.heartbeat import (
     start_time,
 )
 from exporter.interning import InternTable
-from exporter.view import AgentRecord, AgentView, Snapshot
+from exporter.sessions import (
+    DATA_KEYS,
+    INVALID_REASONS,
+    OUTCOMES,
+    STATUSES,
+    InvalidSession,
+    OpSession,
+    read_status,
+)
+from exporter.view import NO_SESSIONS, AgentRecord, AgentView, Durations, Snapshot
 
 GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
+RUNNING_CODES = (3, 8)  # RUNNING and DEGRADED: their sessions are asked again periodically
+SESSION_RESULTS = ("ok", "invalid", "timeout", "error")
 
 
 class AgentRefused(Exception):
@@ -51,6 +64,17 @@ class Counters:
     forgotten: int  # agents forgotten after --forget-after of silence
     agents: int  # agents tracked now
     op_type_queries: dict[str, int] = field(default_factory=dict)  # result -> count
+    session_queries: dict[str, int] = field(default_factory=dict)  # result -> count
+    invalid_sessions: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+
+class Heard(NamedTuple):
+    """What a heartbeat that changed something calls for: the agent is new or restarted
+    (``new_session``: ask its operation types), and the operations whose op code changed
+    (all of them for a new session: ask their sessions)."""
+
+    new_session: bool
+    changed: tuple[str, ...]
 
 
 class _Agent:
@@ -84,6 +108,8 @@ class _Agent:
 
 # (operation, OpCode) keys of AgentRecord.transitions, one of each for all agents.
 _TRANSITIONS: InternTable[tuple[str, int], tuple[str, int]] = InternTable(lambda k: k, 100_000)
+# (operation, outcome) keys of AgentRecord.runs, likewise.
+_RUNS: InternTable[tuple[str, str], tuple[str, str]] = InternTable(lambda k: k, 100_000)
 # Operation types, one dict for all agents that have the same (never mutated): they come
 # from the agent's class, so a site's many agents of one class share one, in the order of
 # the first answer.
@@ -92,21 +118,74 @@ _OP_TYPES: InternTable[tuple[tuple[str, str], ...], dict[str, str]] = InternTabl
 
 def _op_history(
     record: AgentRecord, op_codes: dict[str, int], now_wall: float
-) -> tuple[dict[str, int], dict[str, float], dict[tuple[str, int], int]]:
+) -> tuple[dict[str, int], dict[str, float], dict[tuple[str, int], int], list[str]]:
     """The record's op codes, last changes and transitions after a heartbeat with
-    ``op_codes``, as new dicts (readers may hold the old ones)."""
+    ``op_codes``, as new dicts (readers may hold the old ones), and the operations whose
+    op code changed."""
     # Operation names are interned: thousands of agents share a few ("acq", ...), and the
     # wire gives every heartbeat its own copies.
     op_codes = {intern(op): code for op, code in op_codes.items()}
     previous = record.op_codes
     changed = {op: t for op, t in record.changed.items() if op in op_codes}
     transitions = {k: n for k, n in record.transitions.items() if k[0] in op_codes}
+    moved = []
     for op, code in op_codes.items():
         if previous.get(op) != code:
+            moved.append(op)
             changed[op] = now_wall
             key = _TRANSITIONS[op, code]
             transitions[key] = transitions.get(key, 0) + 1
-    return op_codes, changed, transitions
+    return op_codes, changed, transitions, moved
+
+
+def _of_ops(items: dict[Any, Any], op_codes: dict[str, int]) -> dict[Any, Any]:
+    """``items``, keyed by operation or by (operation, ...), without the operations no
+    longer in ``op_codes``: the same dict when none is gone (an empty one often shared)."""
+    if not items:
+        return items
+    kept = {k: v for k, v in items.items() if (k[0] if type(k) is tuple else k) in op_codes}
+    return items if len(kept) == len(items) else kept
+
+
+def _newer(session: OpSession, latest: OpSession | None) -> bool:
+    """Whether ``session`` is a later look at the operation than ``latest``: a later run
+    (OCS numbers them in order), or the same one no earlier in its life."""
+    if latest is None or session.session_id > latest.session_id:
+        return True
+    stage = STATUSES.index
+    return session.session_id == latest.session_id and stage(session.status) >= stage(latest.status)
+
+
+def _with_session(
+    record: AgentRecord, op: str, session: OpSession, bounds: tuple[float, ...] | None
+) -> dict[str, Any]:
+    """The changes to ``record`` that ``session`` of ``op`` makes, as new dicts: it becomes
+    the latest, and a finished run not counted yet is counted in runs (and its duration in
+    the histogram when ``bounds``). Empty when it tells nothing new."""
+    latest = record.sessions.get(op)
+    if session == latest or not _newer(session, latest):
+        return {}
+    runs, durations = record.runs, record.durations
+    if (op, OUTCOMES[0]) not in runs:
+        # The op's first session: every outcome from 0, so that its first run is an increase.
+        runs = {**runs, **{_RUNS[op, outcome]: 0 for outcome in OUTCOMES}}
+        if bounds is not None:
+            durations = {**durations, op: Durations(bounds, (0,) * (len(bounds) + 1), 0.0)}
+    seen = latest is not None and latest.done and latest.session_id == session.session_id
+    if session.done and not seen:
+        key = _RUNS[op, session.outcome]  # type: ignore[index]
+        runs = {**runs, key: runs[key] + 1}
+        if bounds is not None and session.end_time is not None and op in durations:
+            seconds = max(0.0, session.end_time - (session.start_time or session.end_time))
+            durations = {**durations, op: _observe(durations[op], seconds)}
+    return {"sessions": {**record.sessions, op: session}, "runs": runs, "durations": durations}
+
+
+def _observe(histogram: Durations, seconds: float) -> Durations:
+    bounds, counts, total = histogram
+    first = bisect.bisect_left(bounds, seconds)  # the first bucket it falls in (le)
+    counts = tuple(n + 1 if i >= first else n for i, n in enumerate(counts))
+    return Durations(bounds, counts, total + seconds)
 
 
 class AgentState:
@@ -128,11 +207,18 @@ class AgentState:
         wall: Callable[[], float] = time.time,
         forget_after: float = 0.0,
         max_agents: int = 0,
+        data_keys: tuple[str, ...] = DATA_KEYS,
+        durations: tuple[float, ...] | None = None,
     ) -> None:
         self.prefix = address_root + "."
         self.timeout = timeout
         self.forget_after = forget_after
         self.max_agents = max_agents
+        self.data_keys = tuple(data_keys)
+        # Finished runs' durations are kept in histograms with these bucket bounds (None: not).
+        self.durations = None
+        if durations is not None:
+            self.durations = tuple(sorted({float(b) for b in durations if math.isfinite(b)}))
         self._monotonic = monotonic
         self._wall = wall
         self._agents: dict[str, _Agent] = {}
@@ -142,15 +228,18 @@ class AgentState:
         self._refused = 0
         self._forgotten = 0
         self._op_type_queries = {"ok": 0, "failed": 0}
+        self._session_queries = dict.fromkeys(SESSION_RESULTS, 0)
+        self._invalid_sessions = dict.fromkeys(INVALID_REASONS, 0)
         self._lost_at: float | None = None  # monotonic time the router connection was lost
         self._rejoined_at: float | None = None  # ... and came back after that
 
     # -- heartbeats ------------------------------------------------------------------------
 
-    def ingest(self, payload: Any) -> bool:
-        """Record one heartbeat event's payload. Returns True when the agent is new or has
-        restarted (its operation types are unknown). Raises InvalidHeartbeat (counted) for a
-        payload that is not a heartbeat, AgentRefused (counted) beyond ``max_agents``."""
+    def ingest(self, payload: Any) -> Heard | None:
+        """Record one heartbeat event's payload. Returns what it calls for to ask the agent
+        (see :class:`Heard`), None when nothing but its time moved. Raises InvalidHeartbeat
+        (counted) for a payload that is not a heartbeat, AgentRefused (counted) beyond
+        ``max_agents``."""
         # The common case first: a known agent whose heartbeat changed nothing but the time.
         if type(payload) is list and len(payload) == 2:
             op_codes, feed = payload
@@ -168,7 +257,7 @@ class AgentState:
                             ):
                                 self._heartbeats += 1
                                 agent.touch(self._monotonic(), self._wall())
-                                return False
+                                return None
         try:
             return self._ingest(parse(payload, self.prefix))
         except InvalidHeartbeat as exc:
@@ -177,7 +266,7 @@ class AgentState:
                 self._invalid[exc.reason] += 1
             raise
 
-    def _ingest(self, beat: Heartbeat) -> bool:
+    def _ingest(self, beat: Heartbeat) -> Heard | None:
         address, op_codes, session_id, agent_class = beat
         now_mono, now_wall = self._monotonic(), self._wall()
         with self._lock:
@@ -194,7 +283,7 @@ class AgentState:
             record = agent.record
             heard = agent.last_wall is not None
             new_session = not heard or session_id != record.session_id
-            codes, changed, transitions = _op_history(record, op_codes, now_wall)
+            codes, changed, transitions, moved = _op_history(record, op_codes, now_wall)
             agent.record = AgentRecord(
                 address=address,
                 instance_id=record.instance_id,
@@ -208,9 +297,15 @@ class AgentState:
                 changed=changed,
                 transitions=transitions,
                 op_types=None if new_session else record.op_types,
+                # The sessions of the agent's previous run are gone with it.
+                sessions=NO_SESSIONS if new_session else _of_ops(record.sessions, codes),
+                runs=_of_ops(record.runs, codes),
+                durations=_of_ops(record.durations, codes),
             )
             agent.touch(now_mono, now_wall)
-            return new_session
+            if new_session:
+                return Heard(True, tuple(codes))
+            return Heard(False, tuple(moved)) if moved else None
 
     # -- what else is known about agents ------------------------------------------------------
 
@@ -247,6 +342,48 @@ class AgentState:
     def op_types_failed(self) -> None:
         with self._lock:
             self._op_type_queries["failed"] += 1
+
+    def set_session(self, address: str, agent_session_id: str | None, op: str, answer: Any) -> None:
+        """The answer of the agent's run ``agent_session_id`` to ``status`` for ``op``:
+        kept as the operation's latest session while that run and the operation last, and a
+        finished session counted in its runs once. Bad answers are counted and dropped."""
+        try:
+            session, trimmed = read_status(answer, self.data_keys)
+        except InvalidSession as exc:
+            with self._lock:
+                self._session_queries["invalid"] += 1
+                self._invalid_sessions[exc.reason] += 1
+            return
+        with self._lock:
+            self._session_queries["ok"] += 1
+            self._invalid_sessions["trimmed"] += trimmed
+            agent = self._agents.get(address)
+            if session is None or agent is None:
+                return
+            record = agent.record
+            op = intern(op)
+            if record.session_id != agent_session_id or op not in record.op_codes:
+                return  # restarted or changed since the question: the answer is stale
+            changes = _with_session(record, op, session, self.durations)
+            if changes:
+                agent.update(**changes)
+
+    def session_query_failed(self, result: str) -> None:
+        """A ``status`` call that got no answer: ``result`` is "timeout" or "error"."""
+        with self._lock:
+            self._session_queries[result] += 1
+
+    def running_operations(self) -> list[tuple[str, str | None, str]]:
+        """(address, agent session id, operation) of every RUNNING or DEGRADED operation
+        of an agent up now: their sessions are asked again periodically."""
+        with self._lock:
+            return [
+                (view.address, view.record.session_id, op)
+                for view in self._views(self._monotonic())
+                if view.up
+                for op, code in view.record.op_codes.items()
+                if code in RUNNING_CODES
+            ]
 
     def session_of(self, address: str) -> str | None:
         with self._lock:
@@ -320,6 +457,8 @@ class AgentState:
                 self._forgotten,
                 len(self._agents),
                 dict(self._op_type_queries),
+                dict(self._session_queries),
+                dict(self._invalid_sessions),
             )
 
     def _forget(self, now: float) -> None:

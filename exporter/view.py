@@ -9,6 +9,21 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from exporter.heartbeat import EXPIRED
+from exporter.sessions import OpSession
+
+
+class Durations(NamedTuple):
+    """A histogram of an operation's finished runs' durations, in seconds."""
+
+    bounds: tuple[float, ...]  # upper bounds but +Inf, shared by every histogram
+    counts: tuple[int, ...]  # cumulative, one per bound, then +Inf (the number of runs)
+    sum: float
+
+
+# What an agent with no sessions has, shared by all such agents (records are never changed).
+NO_SESSIONS: dict[str, OpSession] = {}
+NO_RUNS: dict[tuple[str, str], int] = {}
+NO_DURATIONS: dict[str, Durations] = {}
 
 
 class AgentRecord(NamedTuple):
@@ -28,6 +43,13 @@ class AgentRecord(NamedTuple):
     changed: dict[str, float]  # op -> wall time of last change
     transitions: dict[tuple[str, int], int]  # (op, code) -> entries
     op_types: dict[str, str] | None  # op -> "task" | "process", once asked
+    # op -> its latest session, as its status told, in the agent's current run: OCS's
+    # session ids restart with the agent. A session is counted in runs when first seen done.
+    sessions: dict[str, OpSession] = NO_SESSIONS
+    # (op, outcome) -> finished runs seen, every outcome of an op whose session was seen;
+    # kept across restarts, like a counter.
+    runs: dict[tuple[str, str], int] = NO_RUNS
+    durations: dict[str, Durations] = NO_DURATIONS  # op -> histogram, when kept
 
     @classmethod
     def new(cls, address: str, instance_id: str, agent_class: str) -> AgentRecord:
@@ -56,6 +78,8 @@ class AgentView(NamedTuple):
     changed = property(attrgetter("record.changed"))
     transitions = property(attrgetter("record.transitions"))
     op_types = property(attrgetter("record.op_types"))
+    sessions = property(attrgetter("record.sessions"))
+    runs = property(attrgetter("record.runs"))
 
     @property
     def op_codes(self) -> dict[str, int]:

@@ -248,10 +248,10 @@ def test_op_types_of_a_get_api_answer():
 
 
 def test_ingest_says_when_op_types_are_needed(state):
-    assert state.ingest(heartbeat("fake1", session_id="1")) is True
-    assert state.ingest(heartbeat("fake1", session_id="1")) is False
-    assert state.ingest(heartbeat("fake1", {"x": 3}, session_id="1")) is False
-    assert state.ingest(heartbeat("fake1", session_id="2")) is True
+    assert state.ingest(heartbeat("fake1", session_id="1")).new_session is True
+    assert state.ingest(heartbeat("fake1", session_id="1")) is None
+    assert state.ingest(heartbeat("fake1", {"x": 3}, session_id="1")).new_session is False
+    assert state.ingest(heartbeat("fake1", session_id="2")).new_session is True
 
 
 def test_op_state_stateset(state):

@@ -1,8 +1,12 @@
+import math
+
 import pytest
 
 from exporter.heartbeat import EXPIRED, MAX_NAME_LENGTH, MAX_OPERATIONS, REASONS, InvalidHeartbeat
-from exporter.state import AgentRefused, AgentState, ExpectedAgent
-from tests.support.fakes import FakeClock, heartbeat
+from exporter.sessions import INVALID_REASONS, MAX_MESSAGES, OUTCOMES
+from exporter.state import AgentRefused, AgentState, ExpectedAgent, Heard
+from exporter.view import NO_DURATIONS, NO_RUNS, NO_SESSIONS, Durations
+from tests.support.fakes import NO_SESSION, FakeClock, heartbeat, session_answer
 
 
 @pytest.fixture
@@ -355,3 +359,186 @@ def test_a_view_reads_its_record_and_liveness():
     assert not listed.heard and not listed.up and listed.expired_at is None
     assert (listed.host, listed.expected, listed.agent_class) == ("host-b", False, "Listed")
     assert listed.last_heartbeat is None and listed.heartbeat_gap is None
+
+
+# -- operation sessions ---------------------------------------------------------------------
+
+FAKE = "observatory.fake1"
+SID = "1795518440.6412797"  # the heartbeat's default session id
+
+
+def record(state, instance_id="fake1"):
+    return agents(state)[instance_id].record
+
+
+def runs(state, op="delay_task"):
+    return {outcome: n for (o, outcome), n in record(state).runs.items() if o == op}
+
+
+def test_ingest_says_what_to_ask_and_nothing_when_only_the_time_moved(state, clock):
+    ops = ("acq", "count", "set_heartbeat", "delay_task")
+    assert state.ingest(heartbeat()) == Heard(True, ops)  # new: ask everything
+    assert state.ingest(heartbeat()) is None
+    assert state.ingest(heartbeat(agent_class="Other")) is None  # nothing to ask
+    codes = {"acq": 3, "count": 3, "set_heartbeat": 1, "delay_task": 6}
+    assert state.ingest(heartbeat(op_codes=codes)) == Heard(False, ("delay_task",))
+    assert state.ingest(heartbeat(op_codes=codes, session_id="2")) == Heard(True, ops)
+    clock.advance(60)  # down, then back with the same codes: nothing changed
+    assert state.ingest(heartbeat(op_codes=codes, session_id="2")) is None
+
+
+def test_a_session_is_kept_as_the_operations_latest_and_counted(state):
+    state.ingest(heartbeat())
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 3, data={"timestamp": 5.0}))
+    state.set_session(FAKE, SID, "count", NO_SESSION)
+    session = record(state).sessions["acq"]
+    assert (session.session_id, session.status, session.data_time) == (3, "running", 5.0)
+    assert list(record(state).sessions) == ["acq"]  # no session is not a session
+    assert agents(state)["fake1"].sessions == record(state).sessions
+    assert runs(state, "acq") == dict.fromkeys(OUTCOMES, 0)  # all four, before any run ends
+    assert runs(state, "count") == {}
+    counters = state.snapshot_counters()
+    assert counters.session_queries == {"ok": 2, "invalid": 0, "timeout": 0, "error": 0}
+    assert counters.invalid_sessions == dict.fromkeys(INVALID_REASONS, 0)
+
+
+def test_bad_answers_are_counted_by_reason_and_dropped(state):
+    state.ingest(heartbeat())
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 1))
+    kept = record(state)
+    for bad in (None, [0, "x", []], [-1, "No task or process called", {}], [0, "", {"a": 1}]):
+        state.set_session(FAKE, SID, "acq", bad)
+    assert record(state) is kept
+    counters = state.snapshot_counters()
+    assert counters.session_queries["invalid"] == 4 and counters.session_queries["ok"] == 1
+    assert counters.invalid_sessions == {
+        **dict.fromkeys(INVALID_REASONS, 0),
+        "not_a_status": 2,
+        "unknown_operation": 1,
+        "bad_field": 1,
+    }
+
+
+def test_a_trimmed_answer_is_kept_and_counted(state):
+    state.ingest(heartbeat())
+    flood = session_answer("acq", 1)
+    flood[2]["messages"] = [[1.0 + i, "x"] for i in range(20_000)]
+    state.set_session(FAKE, SID, "acq", flood)
+    assert len(record(state).sessions["acq"].messages) == MAX_MESSAGES
+    counters = state.snapshot_counters()
+    assert counters.session_queries["ok"] == 1 and counters.invalid_sessions["trimmed"] == 1
+
+
+def test_stale_answers_are_not_kept(state):
+    state.ingest(heartbeat(op_codes={"acq": 3}))
+    state.set_session(FAKE, "another run", "acq", session_answer("acq", 1))
+    state.set_session(FAKE, SID, "gone", session_answer("gone", 1))
+    state.set_session("observatory.nobody", SID, "acq", session_answer("acq", 1))
+    assert record(state).sessions == {}
+    assert state.snapshot_counters().session_queries["ok"] == 3
+
+
+def test_each_finished_run_is_counted_once_and_older_answers_are_ignored(state):
+    state.ingest(heartbeat())
+    crashed = session_answer("delay_task", 4, "done", False, "CRASH: boom")
+    for _ in range(3):  # asked at its change and again: one run
+        state.set_session(FAKE, SID, "delay_task", crashed)
+    assert runs(state) == {**dict.fromkeys(OUTCOMES, 0), "crashed": 1}
+    state.set_session(FAKE, SID, "delay_task", session_answer("delay_task", 6, "running"))
+    state.set_session(FAKE, SID, "delay_task", crashed)  # late: an older run
+    state.set_session(FAKE, SID, "delay_task", session_answer("delay_task", 6, "starting"))
+    assert record(state).sessions["delay_task"].status == "running"
+    state.set_session(FAKE, SID, "delay_task", session_answer("delay_task", 6, "done", True))
+    state.set_session(FAKE, SID, "delay_task", session_answer("delay_task", 9, "done", False))
+    assert runs(state) == {"succeeded": 1, "failed": 1, "crashed": 1, "error": 0}
+
+
+def test_an_unchanged_session_leaves_the_record_as_it_is(state):
+    state.ingest(heartbeat())
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 5.0}))
+    kept = record(state)
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 5.0}))
+    assert record(state) is kept  # the renderer keeps its lines
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 6.0}))
+    assert record(state).sessions["acq"].data_time == 6.0
+
+
+def test_a_restart_drops_the_sessions_and_keeps_the_runs(state, clock):
+    state.ingest(heartbeat(op_codes={"delay_task": 6}, session_id="1"))
+    state.set_session(FAKE, "1", "delay_task", session_answer("delay_task", 0, "done", False))
+    clock.advance(1)
+    state.ingest(heartbeat(op_codes={"delay_task": 6}, session_id="2"))
+    assert record(state).sessions == {}
+    assert runs(state)["failed"] == 1
+    # OCS's session ids start again at 0 with the agent: the new run 0 is another run.
+    state.set_session(FAKE, "2", "delay_task", session_answer("delay_task", 0, "done", False))
+    assert runs(state)["failed"] == 2
+
+
+def test_an_operation_that_disappears_takes_its_session_runs_and_durations_along(clock):
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, durations=(1.0, 60.0))
+    state.ingest(heartbeat(op_codes={"acq": 3, "delay_task": 6}))
+    for op in ("acq", "delay_task"):
+        state.set_session(FAKE, SID, op, session_answer(op, 1, "done", True))
+    state.ingest(heartbeat(op_codes={"acq": 3}))
+    kept = record(state)
+    assert list(kept.sessions) == ["acq"] and list(kept.durations) == ["acq"]
+    assert {op for op, _ in kept.runs} == {"acq"}
+
+
+def test_durations_are_observed_once_per_finished_run(clock):
+    state = AgentState(
+        "observatory", 5.0, clock.monotonic, clock.time, durations=(60.0, 1.0, math.inf, 10.0)
+    )
+    assert state.durations == (1.0, 10.0, 60.0)  # sorted, +Inf is always there
+    state.ingest(heartbeat())
+    state.set_session(FAKE, SID, "delay_task", session_answer("delay_task", 1, "running"))
+    assert record(state).durations["delay_task"] == Durations((1.0, 10.0, 60.0), (0, 0, 0, 0), 0.0)
+    done = session_answer("delay_task", 1, "done", True, end_time=1_800_000_010.0)
+    state.set_session(FAKE, SID, "delay_task", done)
+    state.set_session(FAKE, SID, "delay_task", done)
+    assert record(state).durations["delay_task"] == Durations((1.0, 10.0, 60.0), (0, 1, 1, 1), 10.0)
+    long = session_answer("delay_task", 2, "done", False, end_time=1_800_003_600.0)
+    state.set_session(FAKE, SID, "delay_task", long)
+    assert record(state).durations["delay_task"].counts == (0, 1, 1, 2)
+    assert record(state).durations["delay_task"].sum == 3610.0
+
+
+def test_without_durations_no_histogram_is_kept(state):
+    state.ingest(heartbeat())
+    state.set_session(FAKE, SID, "delay_task", session_answer("delay_task", 1, "done", True))
+    assert state.durations is None and record(state).durations == {}
+
+
+def test_agents_without_sessions_share_empty_dicts(state):
+    state.ingest(heartbeat("a"))
+    state.ingest(heartbeat("b", {"acq": 6}))
+    state.set_expected([ExpectedAgent("listed", "Listed", "host-b", True)])
+    for view in state.snapshot().agents:
+        record = view.record
+        assert record.sessions is NO_SESSIONS and record.runs is NO_RUNS
+        assert record.durations is NO_DURATIONS
+    assert NO_SESSIONS == NO_RUNS == NO_DURATIONS == {}
+
+
+def test_running_operations_are_those_of_up_agents(state, clock):
+    state.ingest(heartbeat("a", {"acq": 3, "degraded": 8, "task": 5, "stopping": 4}))
+    state.ingest(heartbeat("b", {"acq": 3}, session_id="b1"))
+    state.set_expected([ExpectedAgent("listed", "Listed", "host-b", True)])
+    assert sorted(state.running_operations()) == [
+        ("observatory.a", SID, "acq"),
+        ("observatory.a", SID, "degraded"),
+        ("observatory.b", "b1", "acq"),
+    ]
+    clock.advance(3)
+    state.ingest(heartbeat("b", {"acq": 3}, session_id="b1"))
+    clock.advance(3)  # a is down now
+    assert state.running_operations() == [("observatory.b", "b1", "acq")]
+
+
+def test_failed_queries_are_counted_by_result(state):
+    state.session_query_failed("timeout")
+    state.session_query_failed("timeout")
+    state.session_query_failed("error")
+    queries = state.snapshot_counters().session_queries
+    assert queries == {"ok": 0, "invalid": 0, "timeout": 2, "error": 1}
