@@ -13,11 +13,13 @@ from typing import TypeVar
 import yaml
 
 from exporter.flags import (
+    DURATION_BUCKETS,
     SECRET_ENV,
     listen_address,
     parse_flags,
     wamp_url,
 )
+from exporter.sessions import DATA_KEYS
 
 T = TypeVar("T")
 
@@ -65,6 +67,11 @@ class Settings:
     site_host: str | None = None
     op_types: bool = True
     op_state: bool = False
+    sessions: bool = True
+    sessions_interval: float = 30.0
+    sessions_data_keys: tuple[str, ...] = DATA_KEYS
+    sessions_durations: bool = False
+    sessions_duration_buckets: tuple[float, ...] = tuple(map(float, DURATION_BUCKETS))
     registry_compat: bool = False
     registry_compat_instance_id: str = "registry"
 
@@ -256,6 +263,11 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         site_host=args.site_host,
         op_types=args.collector_op_types,
         op_state=args.collector_op_state,
+        sessions=args.collector_sessions,
+        sessions_interval=args.collector_sessions_interval,
+        sessions_data_keys=args.collector_sessions_data_keys,
+        sessions_durations=args.collector_sessions_durations,
+        sessions_duration_buckets=args.collector_sessions_duration_buckets,
         registry_compat=args.registry_compat,
         registry_compat_instance_id=args.registry_compat_instance_id,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import math
 import os
 import warnings
@@ -26,6 +27,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from exporter import __version__
+from exporter.sessions import DATA_KEYS
 
 DEFAULT_PORT = 10020
 SERIALIZERS = ("msgpack", "cbor", "json")
@@ -33,6 +35,8 @@ LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("text", "json")
 AUTH_METHODS = ("ticket", "wampcra")
 SECRET_ENV = "OCS_EXPORTER_WAMP_SECRET"
+# Run durations span seconds (tasks) to days (processes that run for a week).
+DURATION_BUCKETS = (1, 10, 60, 300, 1800, 3600, 14400, 43200, 86400, 259200, 604800)
 
 
 def dest_name(flag: str) -> str:
@@ -72,6 +76,14 @@ def duration(text: str) -> float:
         raise ArgumentTypeError(f"{text!r} is not a duration like 90, 30s, 15m, 24h, 7d") from None
     if not math.isfinite(seconds) or seconds < 0:
         raise ArgumentTypeError(f"{text!r} must not be negative")
+    return seconds
+
+
+def positive_duration(text: str) -> float:
+    """:func:`duration`, but more than 0."""
+    seconds = duration(text)
+    if seconds == 0:
+        raise ArgumentTypeError(f"{text!r} must be more than 0")
     return seconds
 
 
@@ -133,6 +145,34 @@ def serializer_list(text: str) -> tuple[str, ...]:
         if name not in SERIALIZERS:
             raise ArgumentTypeError(f"{name!r} is not one of {', '.join(SERIALIZERS)}")
     return names
+
+
+def _items(text: str) -> list[str]:
+    """The comma-separated items of ``text``, stripped; an empty one is an error."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ArgumentTypeError(f"{text!r} has an empty item")
+    if len(set(items)) != len(items):
+        raise ArgumentTypeError(f"{text!r} lists an item twice")
+    return items
+
+
+def key_list(text: str) -> tuple[str, ...]:
+    """``timestamp,last_updated`` -> ("timestamp", "last_updated")."""
+    return tuple(_items(text))
+
+
+def bucket_list(text: str) -> tuple[float, ...]:
+    """``1,60,3600`` -> (1.0, 60.0, 3600.0): positive, finite and increasing."""
+    try:
+        bounds = tuple(float(item) for item in _items(text))
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a list of numbers of seconds") from None
+    if not all(math.isfinite(b) and b > 0 for b in bounds):
+        raise ArgumentTypeError(f"{text!r}: every bucket must be a positive number of seconds")
+    if any(a >= b for a, b in itertools.pairwise(bounds)):
+        raise ArgumentTypeError(f"{text!r}: buckets must be in increasing order")
+    return bounds
 
 
 def readable_file(text: str) -> Path:
@@ -444,6 +484,46 @@ def build_parser() -> argparse.ArgumentParser:
         "also export ocs_op_state, an OpenMetrics StateSet (8 series per operation)",
         default="false",
         type=boolean,
+    )
+    _flag(
+        exp,
+        "--collector.sessions",
+        "ask an operation's session (status on <agent>.ops) when its op code changes, and "
+        "again every --collector.sessions.interval while it runs",
+        default="true",
+        type=boolean,
+    )
+    _flag(
+        exp,
+        "--collector.sessions.interval",
+        "how often the sessions of running operations are asked again; e.g. 30s, 5m",
+        default="30s",
+        type=positive_duration,
+        metavar="DURATION",
+    )
+    _flag(
+        exp,
+        "--collector.sessions.data-keys",
+        "session.data keys holding the time the operation last produced data (top level "
+        "or one level down), comma-separated",
+        default=",".join(DATA_KEYS),
+        type=key_list,
+        metavar="LIST",
+    )
+    _flag(
+        exp,
+        "--collector.sessions.durations",
+        "also export ocs_op_session_duration_seconds, a histogram of finished runs",
+        default="false",
+        type=boolean,
+    )
+    _flag(
+        exp,
+        "--collector.sessions.duration-buckets",
+        "its bucket bounds in seconds, comma-separated",
+        default=",".join(map(str, DURATION_BUCKETS)),
+        type=bucket_list,
+        metavar="LIST",
     )
     compat = parser.add_argument_group("a drop-in for the OCS RegistryAgent")
     _flag(

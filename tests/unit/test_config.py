@@ -313,3 +313,50 @@ def test_the_log_levels_offered_are_the_ones_logging_knows():
     from exporter.logs import LEVELS
 
     assert tuple(LEVELS) == LOG_LEVELS
+
+
+def test_sessions_flags_default_to_on_every_30s_with_the_documented_keys(tmp_path):
+    from exporter.flags import DURATION_BUCKETS
+    from exporter.sessions import DATA_KEYS
+
+    s = settings_from_args(["--site-file", str(site(tmp_path, {"hub": HUB}))])
+    assert (s.sessions, s.sessions_interval, s.sessions_durations) == (True, 30.0, False)
+    assert s.sessions_data_keys == DATA_KEYS == ("timestamp", "last_updated", "last_update")
+    assert s.sessions_duration_buckets == tuple(map(float, DURATION_BUCKETS))
+    assert s.sessions_duration_buckets[0] <= 1 and s.sessions_duration_buckets[-1] >= 7 * 86400
+
+
+def test_sessions_flags_and_their_variables(tmp_path, monkeypatch):
+    path = str(site(tmp_path, {"hub": HUB}))
+    monkeypatch.setenv("OCS_EXPORTER_COLLECTOR_SESSIONS_DURATION_BUCKETS", "0.5, 60,3600")
+    s = settings_from_args(
+        [
+            *("--site-file", path, "--no-collector.sessions", "--collector.sessions.durations"),
+            *("--collector.sessions.interval", "5m"),
+            *("--collector.sessions.data-keys", " ts ,stamp"),
+        ]
+    )
+    assert (s.sessions, s.sessions_interval, s.sessions_durations) == (False, 300.0, True)
+    assert s.sessions_data_keys == ("ts", "stamp")
+    assert s.sessions_duration_buckets == (0.5, 60.0, 3600.0)
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--collector.sessions.interval", "0", "must be more than 0"),
+        ("--collector.sessions.interval", "soon", "is not a duration"),
+        ("--collector.sessions.data-keys", "timestamp,,x", "has an empty item"),
+        ("--collector.sessions.data-keys", "a,a", "lists an item twice"),
+        ("--collector.sessions.duration-buckets", "60,1", "increasing order"),
+        ("--collector.sessions.duration-buckets", "1,1.0", "increasing order"),
+        ("--collector.sessions.duration-buckets", "0,1", "positive number of seconds"),
+        ("--collector.sessions.duration-buckets", "1,inf", "positive number of seconds"),
+        ("--collector.sessions.duration-buckets", "1,a day", "not a list of numbers"),
+    ],
+)
+def test_bad_sessions_flags_name_the_flag(tmp_path, flag, value, message):
+    path = str(site(tmp_path, {"hub": HUB}))
+    with pytest.raises(ConfigError) as raised:
+        settings_from_args(["--site-file", path, flag, value])
+    assert f"argument {flag}: " in str(raised.value) and message in str(raised.value)

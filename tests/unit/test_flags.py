@@ -25,7 +25,13 @@ from tests.support.cli import switches
 
 # Every switch and its default; a new boolean flag must be added here, which
 # test_every_boolean_is_listed_here enforces.
-DEFAULTS = {"--collector.op-types": True, "--collector.op-state": False, "--registry-compat": False}
+DEFAULTS = {
+    "--collector.op-types": True,
+    "--collector.op-state": False,
+    "--collector.sessions": True,
+    "--collector.sessions.durations": False,
+    "--registry-compat": False,
+}
 SITE = ["--site-hub", "ws://127.0.0.1:1/ws", "--site-realm", "r", "--address-root", "obs"]
 
 
@@ -184,7 +190,9 @@ def test_help_shows_each_switch_once_as_no_form(run_exporter):
     for flag, off in switches().items():
         shown = f"--[no-]{flag[2:]}"
         assert f"[{shown}]" in " ".join(usage.split())
-        assert [line.split()[0] for line in listing.splitlines() if shown in line] == [shown]
+        assert [line.split()[0] for line in listing.splitlines() if shown in line.split()] == [
+            shown
+        ]
         elsewhere = out.replace(shown, "")
         assert not re.search(rf"{re.escape(flag)}(?![\w.-])", elsewhere) and off not in out
     assert "BOOL" not in out
