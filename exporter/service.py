@@ -113,6 +113,8 @@ class ExporterService(service.MultiService):
             settings.agent_timeout,
             forget_after=settings.forget_after,
             max_agents=settings.max_agents,
+            data_keys=settings.sessions_data_keys,
+            durations=settings.sessions_duration_buckets if settings.sessions_durations else None,
         )
         self.state.set_expected(list(settings.expected_agents))
         self.listener = HeartbeatListener(
@@ -126,6 +128,7 @@ class ExporterService(service.MultiService):
             tls=settings.wamp_tls,
             auth=settings.wamp_auth,
             op_types=settings.op_types,
+            sessions_interval=settings.sessions_interval if settings.sessions else None,
         )
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -152,6 +155,8 @@ class ExporterService(service.MultiService):
             ThreadPoolService(self.web.bcrypt_pool).setServiceParent(self)
         self.web.setServiceParent(self)
         self.listener.setServiceParent(self)
+        if self.listener.session_queries is not None:
+            self.listener.session_queries.setServiceParent(self)
         self.registry_compat: RegistryCompat | None = None
         if settings.registry_compat:
             self.registry_compat = RegistryCompat(

@@ -15,9 +15,11 @@ from twisted.internet.interfaces import IReactorTime
 
 from exporter.config import WampAuth, WampTLS
 from exporter.heartbeat import InvalidHeartbeat
-from exporter.state import AgentRefused, AgentState
+from exporter.state import AgentRefused, AgentState, Heard
+from exporter.wamp.calls import CallQueue
 from exporter.wamp.errors import describe
 from exporter.wamp.optypes import OpTypeQueries
+from exporter.wamp.sessions import SessionQueries
 from exporter.wamp.throttle import LogThrottle
 from exporter.wamp.tls import client_tls
 
@@ -42,7 +44,13 @@ def heartbeat_topic(address_root: str) -> str:
 
 
 class HeartbeatListener(service.Service):
-    """Stays joined to the router (reconnecting forever) and subscribed to every heartbeat."""
+    """Stays joined to the router (reconnecting forever) and subscribed to every heartbeat.
+
+    A heartbeat that tells something new is followed by calls to its agent, through one
+    call queue: get_api for a new or restarted agent (``op_types``), and ``status`` for the
+    operations whose op code changed (with ``sessions_interval``, the seconds between
+    asking running operations again; ``session_queries`` is then a service to start).
+    """
 
     def __init__(
         self,
@@ -56,6 +64,7 @@ class HeartbeatListener(service.Service):
         tls: WampTLS | None = None,
         auth: WampAuth | None = None,
         op_types: bool = True,
+        sessions_interval: float | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor  # noqa: PLC0415
@@ -73,7 +82,13 @@ class HeartbeatListener(service.Service):
             self.tls_options = client_tls(urlsplit(url).hostname or "", tls)
         self.connected = False
         self.throttle = LogThrottle(60.0)
-        self.op_type_queries = OpTypeQueries(state, reactor, self.throttle)
+        self.calls = CallQueue(reactor)
+        self.op_type_queries = OpTypeQueries(state, self.calls, self.throttle)
+        self.session_queries: SessionQueries | None = None
+        if sessions_interval is not None:
+            self.session_queries = SessionQueries(
+                state, self.calls, reactor, self.throttle, sessions_interval
+            )
         self._outage_started: float | None = None  # reactor time the current outage began
         self._component: Component | None = None
         self._restart = None
@@ -148,7 +163,7 @@ class HeartbeatListener(service.Service):
         def subscribed(_: Any) -> None:
             self.connected = True
             self.state.connection_restored()
-            self.op_type_queries.joined(session)
+            self.calls.joined(session)
             if self._outage_started is None:
                 log.info(
                     "joined realm %s at %s, subscribed to %s", self.realm, self.url, self.topic
@@ -196,7 +211,7 @@ class HeartbeatListener(service.Service):
 
     def _lost(self, why: str) -> None:
         """Log once per outage, however many events autobahn reports for it."""
-        self.op_type_queries.lost()
+        self.calls.lost()
         if self.connected:
             self.connected = False
             self.state.connection_lost()
@@ -206,9 +221,9 @@ class HeartbeatListener(service.Service):
     def _on_heartbeat(self, *args: Any, **kwargs: Any) -> None:
         payload = args[0] if len(args) == 1 and not kwargs else None
         try:
-            if self.state.ingest(payload) and self.op_types:
-                feed = payload[1]
-                self.op_type_queries.ask(feed["agent_address"], feed.get("session_id"))
+            heard = self.state.ingest(payload)
+            if heard is not None:
+                self._ask(payload, heard)
         except InvalidHeartbeat as exc:
             agent = exc.agent_address or "an unknown agent"
             if self.throttle.allow(agent):
@@ -227,3 +242,12 @@ class HeartbeatListener(service.Service):
                     exc,
                     self.state.max_agents,
                 )
+
+    def _ask(self, payload: list, heard: Heard) -> None:
+        """Queue the calls a heartbeat that changed something asks for."""
+        op_codes, feed = payload
+        address, session_id = feed["agent_address"], feed.get("session_id")
+        if heard.new_session and self.op_types:
+            self.op_type_queries.ask(address, session_id)
+        if heard.changed and self.session_queries is not None:
+            self.session_queries.changed(address, session_id, heard.changed, op_codes)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from exporter.state import AgentState
+from exporter.wamp.calls import Call, CallQueue
 from exporter.wamp.errors import describe
 from exporter.wamp.throttle import LogThrottle
 
 log = logging.getLogger("exporter.wamp.optypes")
-
-GET_API_TIMEOUT = 10.0
-GET_API_IN_FLIGHT = 16
 
 
 def op_types_of(api: Any) -> dict[str, str] | None:
@@ -36,69 +36,38 @@ def op_types_of(api: Any) -> dict[str, str] | None:
 
 class OpTypeQueries:
     """Asks new or restarted agents for their operation types: one get_api call per agent
-    session (OCS agents answer it without credentials), into the state.
+    session (OCS agents answer it without credentials), into the state, through the
+    listener's call queue (the latest session of an agent wins; a session that is no
+    longer the agent's when its turn comes is skipped)."""
 
-    Queued, with at most ``in_flight`` calls at a time, so that thousands of agents heard
-    at once (a start, a router backlog) do not flood the router. Calls go out on the
-    session given to :meth:`joined`; while there is none, asking is a no-op and the queue
-    waits for the next join.
-    """
-
-    def __init__(
-        self,
-        state: AgentState,
-        reactor: IReactorTime,
-        throttle: LogThrottle,
-        in_flight: int = GET_API_IN_FLIGHT,
-        timeout: float = GET_API_TIMEOUT,
-    ) -> None:
+    def __init__(self, state: AgentState, calls: CallQueue, throttle: LogThrottle) -> None:
         self.state = state
-        self.reactor = reactor
+        self.calls = calls
         self.throttle = throttle
-        self.max_in_flight = in_flight
-        self.timeout = timeout
-        self.session: Any = None  # the joined WAMP session
-        self._queue: dict[str, str | None] = {}  # agent address -> session id, in order
-        self._in_flight = 0
-
-    def joined(self, session: Any) -> None:
-        """Calls go out on ``session`` from now on, the queued ones first."""
-        self.session = session
-        self._pump()
-
-    def lost(self) -> None:
-        self.session = None
 
     def ask(self, address: str, session_id: str | None) -> None:
-        """Ask the agent's session ``session_id`` (the latest of an agent wins)."""
-        if self.session is None:
+        """Ask the agent's session ``session_id`` for its operation types."""
+        if self.calls.session is None:
             return
-        self._queue.pop(address, None)
-        self._queue[address] = session_id
-        self._pump()
+        call = Call(
+            partial(self._send, address, session_id),
+            partial(self._answered, address, session_id),
+            partial(self._failed, address),
+        )
+        self.calls.put(("get_api", address), call)
 
-    def _pump(self) -> None:
-        while self._queue and self._in_flight < self.max_in_flight:
-            if self.session is None:
-                return  # kept for the next join
-            address = next(iter(self._queue))
-            session_id = self._queue.pop(address)
-            if self.state.session_of(address) != session_id:
-                continue  # restarted or forgotten meanwhile
-            self._in_flight += 1
-            d = self.session.call(address, "get_api")
-            d.addTimeout(self.timeout, self.reactor)
-            d.addCallback(self._answered, address, session_id)
-            d.addErrback(self._failed, address)
-            d.addBoth(self._done)
+    def _send(self, address: str, session_id: str | None, session: Any) -> Deferred | None:
+        if self.state.session_of(address) != session_id:
+            return None  # restarted or forgotten meanwhile
+        return session.call(address, "get_api")
 
-    def _answered(self, api: Any, address: str, session_id: str | None) -> None:
+    def _answered(self, address: str, session_id: str | None, api: Any) -> None:
         types = op_types_of(api)
         if types is None:
             raise ValueError("the get_api answer has no tasks and processes lists")
         self.state.set_op_types(address, session_id, types)
 
-    def _failed(self, failure: Any, address: str) -> None:
+    def _failed(self, address: str, failure: Failure) -> None:
         self.state.op_types_failed()
         if self.throttle.allow("get_api"):
             log.info(
@@ -107,7 +76,3 @@ class OpTypeQueries:
                 address,
                 describe(failure.value),
             )
-
-    def _done(self, _: Any) -> None:
-        self._in_flight -= 1
-        self._pump()

@@ -120,7 +120,7 @@ def test_tls_errors_read_as_one_short_line():
 def test_get_api_calls_are_queued_with_a_bound_on_calls_in_flight(caplog):
     from twisted.internet.defer import Deferred, succeed
 
-    from exporter.wamp.optypes import GET_API_IN_FLIGHT
+    from exporter.wamp.calls import CALLS_IN_FLIGHT as GET_API_IN_FLIGHT
 
     state = AgentState("observatory", 5.0)
     listener = HeartbeatListener(state, "ws://127.0.0.1:1/ws", "r", "observatory", reactor=Clock())

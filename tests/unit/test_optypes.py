@@ -1,4 +1,4 @@
-"""The get_api queue, driven with a fake WAMP session and twisted's Clock (no router)."""
+"""get_api through the call queue, driven with a fake WAMP session and twisted's Clock."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from exporter.state import AgentState
-from exporter.wamp.optypes import GET_API_IN_FLIGHT, GET_API_TIMEOUT, OpTypeQueries
+from exporter.wamp.calls import CALL_TIMEOUT, CALLS_IN_FLIGHT, CallQueue
+from exporter.wamp.optypes import OpTypeQueries
 from exporter.wamp.throttle import LogThrottle
 from tests.support.fakes import FakeClock, heartbeat
 
@@ -31,11 +32,12 @@ class Session:
         return [address for address, _ in self.calls]
 
 
-def make(in_flight: int = GET_API_IN_FLIGHT):
+def make(in_flight: int = CALLS_IN_FLIGHT):
     clock = Clock()
     fake = FakeClock()
     state = AgentState("observatory", 5.0, fake.monotonic, fake.time)
-    queries = OpTypeQueries(state, clock, LogThrottle(60.0, clock.seconds), in_flight=in_flight)
+    calls = CallQueue(clock, in_flight=in_flight)
+    queries = OpTypeQueries(state, calls, LogThrottle(60.0, clock.seconds))
     return state, queries, clock
 
 
@@ -51,7 +53,7 @@ def op_types(state: AgentState) -> dict:
 def test_an_answer_sets_the_agents_operation_types():
     state, queries, _ = make()
     session = Session()
-    queries.joined(session)
+    queries.calls.joined(session)
     queries.ask(*heard(state, "a"))
     assert session.addresses() == ["observatory.a"]
     session.calls[0][1].callback(API)
@@ -62,7 +64,7 @@ def test_an_answer_sets_the_agents_operation_types():
 def test_at_most_in_flight_calls_at_a_time_the_rest_in_order():
     state, queries, _ = make(in_flight=2)
     session = Session()
-    queries.joined(session)
+    queries.calls.joined(session)
     for name in "abcde":
         queries.ask(*heard(state, name))
     assert session.addresses() == ["observatory.a", "observatory.b"]
@@ -78,11 +80,11 @@ def test_at_most_in_flight_calls_at_a_time_the_rest_in_order():
 def test_no_answer_within_the_timeout_is_a_failure_logged_once(caplog):
     state, queries, clock = make()
     session = Session()
-    queries.joined(session)
+    queries.calls.joined(session)
     for name in ("a", "b"):
         queries.ask(*heard(state, name))
     with caplog.at_level(logging.INFO, logger="exporter.wamp.optypes"):
-        clock.advance(GET_API_TIMEOUT - 0.1)
+        clock.advance(CALL_TIMEOUT - 0.1)
         assert state.snapshot_counters().op_type_queries == {"ok": 0, "failed": 0}
         clock.advance(0.1)
     assert state.snapshot_counters().op_type_queries == {"ok": 0, "failed": 2}
@@ -94,7 +96,7 @@ def test_no_answer_within_the_timeout_is_a_failure_logged_once(caplog):
 def test_an_answer_without_tasks_and_processes_is_a_failure():
     state, queries, _ = make()
     session = Session()
-    queries.joined(session)
+    queries.calls.joined(session)
     queries.ask(*heard(state, "a"))
     session.calls[0][1].callback({"agent_class": "X"})
     assert state.snapshot_counters().op_type_queries == {"ok": 0, "failed": 1}
@@ -105,21 +107,21 @@ def test_nothing_is_asked_without_a_session_and_the_queue_waits_for_the_next_joi
     state, queries, _ = make(in_flight=1)
     queries.ask(*heard(state, "early"))  # before any join: not asked at all
     first = Session()
-    queries.joined(first)
+    queries.calls.joined(first)
     for name in ("a", "b"):
         queries.ask(*heard(state, name))
-    queries.lost()
+    queries.calls.lost()
     first.calls[0][1].errback(RuntimeError("connection lost"))  # b stays queued
     assert first.addresses() == ["observatory.a"]
     second = Session()
-    queries.joined(second)
+    queries.calls.joined(second)
     assert second.addresses() == ["observatory.b"]
 
 
 def test_the_latest_session_of_an_agent_wins_and_stale_ones_are_skipped():
     state, queries, _ = make(in_flight=1)
     session = Session()
-    queries.joined(session)
+    queries.calls.joined(session)
     queries.ask(*heard(state, "busy"))  # takes the one call in flight
     queries.ask(*heard(state, "a", "1"))
     queries.ask(*heard(state, "a", "2"))  # restarted before its turn: asked once, as 2

@@ -1,0 +1,125 @@
+"""Operation sessions: asking agents for the ``status`` of their operations.
+
+Every OCS agent answers ``status`` on its ``<agent_address>.ops`` procedure without
+credentials. The same procedure starts, stops and aborts operations, and a router
+authorizes a caller per procedure, never per action: :func:`status_call` is the one place
+that builds a call to it, and it can only ask ``status``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import Any
+
+from autobahn.wamp.exception import ApplicationError
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from exporter.state import AgentState
+from exporter.wamp.calls import Call, CallQueue
+from exporter.wamp.errors import describe
+from exporter.wamp.throttle import LogThrottle
+
+log = logging.getLogger("exporter.wamp.sessions")
+
+NONE = 1  # OpCode NONE: never run in this agent session, so there is no session to ask for
+
+
+def status_call(session: Any, agent_address: str, op_name: str) -> defer.Deferred:
+    """Ask the agent at ``agent_address`` for the session of its operation ``op_name``: the
+    exporter's only call on an ``.ops`` procedure (no action is a parameter here)."""
+    return session.call(agent_address + ".ops", "status", op_name)
+
+
+class SessionQueries(service.Service):
+    """Asks an operation's ``status`` when its op code changes (:meth:`changed`), and every
+    ``interval`` seconds again for every running operation (:meth:`refresh`, on a
+    LoopingCall while the service runs), through the listener's call queue (the latest
+    ask of an operation wins). Answers go to ``state.set_session``, failures to
+    ``state.session_query_failed``."""
+
+    def __init__(
+        self,
+        state: AgentState,
+        calls: CallQueue,
+        reactor: IReactorTime,
+        throttle: LogThrottle,
+        interval: float = 30.0,
+    ) -> None:
+        self.state = state
+        self.calls = calls
+        self.throttle = throttle
+        self.interval = interval
+        self._loop = LoopingCall(self.refresh)
+        self._loop.clock = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop.start(self.interval, now=False)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
+
+    def changed(
+        self,
+        address: str,
+        agent_session: str | None,
+        ops: Iterable[str],
+        op_codes: Mapping[str, int],
+    ) -> None:
+        """The operations ``ops`` of the agent's session ``agent_session`` changed op code
+        (all of them, for a new session): ask each its status, but those never run."""
+        if self.calls.session is None:
+            return
+        for op in ops:
+            if op_codes.get(op) != NONE:
+                self._ask(address, agent_session, op)
+
+    def refresh(self) -> None:
+        """Ask again every running operation of every up agent."""
+        if self.calls.session is None:
+            return
+        for address, agent_session, op in self.state.running_operations():
+            self._ask(address, agent_session, op)
+
+    def _ask(self, address: str, agent_session: str | None, op: str) -> None:
+        call = Call(
+            partial(self._send, address, agent_session, op),
+            partial(self.state.set_session, address, agent_session, op),
+            partial(self._failed, address, op),
+        )
+        self.calls.put(("status", address, op), call)
+
+    def _send(
+        self, address: str, agent_session: str | None, op: str, session: Any
+    ) -> defer.Deferred | None:
+        if self.state.session_of(address) != agent_session:
+            return None  # restarted or forgotten meanwhile
+        return status_call(session, address, op)
+
+    def _failed(self, address: str, op: str, failure: Failure) -> None:
+        timeout = failure.check(defer.TimeoutError) is not None
+        self.state.session_query_failed("timeout" if timeout else "error")
+        if not self.throttle.allow("status"):
+            return
+        why = f"no answer within {self.calls.timeout:g} s" if timeout else describe(failure.value)
+        hint = ""
+        if isinstance(failure.value, ApplicationError) and "not_authorized" in failure.value.error:
+            hint = (
+                " (the exporter's router role may not call <agent>.ops: see "
+                "exporter-role-sessions.json, or turn sessions off with --no-collector.sessions)"
+            )
+        log.info(
+            "status of %s on %s failed: %s%s; further failures are counted and not logged for 60 s",
+            op,
+            address,
+            why,
+            hint,
+        )
