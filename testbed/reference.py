@@ -4,20 +4,27 @@ Tests and benchmarks compare the two; the exporter does not use it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
     StateSetMetricFamily,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from exporter.render.families import AGENT_LABELS, MOVING_DIGITS, Family, families
 from exporter.state import AgentState
 
-KINDS = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily}
+KINDS = {
+    "gauge": GaugeMetricFamily,
+    "counter": CounterMetricFamily,
+    "histogram": HistogramMetricFamily,
+}
 
 
 class AgentCollector(Collector):
@@ -34,7 +41,7 @@ class AgentCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         agents = self.state.snapshot().agents
-        for family in families(self.op_state):
+        for family in families(self.op_state, self.state.durations is not None):
             metric = _metric(family)
             for agent in agents:
                 labels = [agent.address, agent.instance_id, agent.agent_class]
@@ -51,6 +58,12 @@ class AgentCollector(Collector):
                     if family.states is not None:
                         states = {name: number == value for number, name in family.states.items()}
                         metric.add_metric([*labels, *extra], states)
+                    elif family.kind == "histogram":
+                        bounds, counts, total = value
+                        les = [floatToGoString(b) for b in (*bounds, math.inf)]
+                        metric.add_metric(
+                            [*labels, *extra], list(zip(les, counts, strict=True)), total
+                        )
                     else:
                         metric.add_metric([*labels, *extra], value)
             yield metric

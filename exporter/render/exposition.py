@@ -30,12 +30,13 @@ from exporter.render.deflate import Piece
 from exporter.render.families import families
 from exporter.render.lines import (
     HEADERS,
+    INDEX,
     MOVING,
     MOVING_LINES,
-    WRITERS,
     Writer,
     agent_labels,
     agent_lines,
+    writers,
 )
 from exporter.state import AgentState
 from exporter.view import AgentRecord, AgentView
@@ -221,13 +222,15 @@ class _Text(list):
 
 class AgentExposition:
     """Renders every agent family of :data:`exporter.render.families.AGENT_FAMILIES` (and
-    ``ocs_op_state`` when ``op_state``), in the text format or OpenMetrics (minus # EOF)."""
+    ``ocs_op_state`` when ``op_state``, the duration histogram when the state keeps one),
+    in the text format or OpenMetrics (minus # EOF)."""
 
     def __init__(self, state: AgentState, op_state: bool = False) -> None:
         self.state = state
         self.op_state = op_state
-        self.writers = WRITERS[op_state]
-        self.families = len(families(op_state))  # the first of FAMILIES
+        chosen = families(op_state, durations=state.durations is not None)
+        self.writers = writers(chosen)
+        self.families = [INDEX[family.name] for family in chosen]  # indices in FAMILIES
         self._blocks: list[_Block] = []
         self._block_of: dict[str, int] = {}  # agent address -> index in _blocks
         self._addresses: list[str] = []  # the agents of the last scrape, in order
@@ -263,8 +266,9 @@ class AgentExposition:
                         out.write(line % tuple(map(value, heard)))
             made = {index: out.piece() for (index, _), out in zip(MOVING, moving, strict=True)}
             parts: list[Piece | bytes] = []
-            for index, header in enumerate(HEADERS[openmetrics][: self.families]):
-                parts.append(header)
+            headers = HEADERS[openmetrics]
+            for index in self.families:
+                parts.append(headers[index])
                 parts.append(made[index] if index in made else self._family(index))
             self._dirty.clear()
             return parts

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from exporter.heartbeat import OPCODES
-from exporter.view import AgentView
+from exporter.sessions import OpSession
+from exporter.view import AgentView, Durations
 
 AGENT_LABELS = ("agent_address", "instance_id", "agent_class")
 
 # A sample: the values of the family's labels after the agent's (for a family with one,
-# the value itself: then a dict's items are samples), and its value.
-Sample = tuple[tuple[str, ...] | str, float]
+# the value itself: then a dict's items are samples), and its value (a histogram's: its
+# Durations).
+Sample = tuple[tuple[str, ...] | str, float | Durations]
 
 MOVING_DIGITS = 6  # the heartbeat times and gaps are shown to the microsecond
 
@@ -30,10 +32,11 @@ class Family:
     value of its one sample (None: no sample), for a family with no labels but the
     agent's, else as ``samples``. ``moving``: the value moves at every scrape (heartbeat
     times), shown to MOVING_DIGITS; None for an agent never heard. A ``stateset`` sample's
-    value is the number of the state of ``states`` that is true."""
+    value is the number of the state of ``states`` that is true; a ``histogram`` sample's
+    is a :class:`exporter.view.Durations` (its _bucket, _count and _sum series)."""
 
     name: str  # counters without _total, as in OpenMetrics
-    kind: str  # gauge, counter or stateset
+    kind: str  # gauge, counter, stateset or histogram
     labels: tuple[str, ...]  # after AGENT_LABELS
     help: str
     samples: Callable[[AgentView], Collection[Sample]] | None = None
@@ -85,6 +88,29 @@ def _op_info(agent: AgentView) -> Collection[Sample]:
         return ()
     codes = record.op_codes
     return [((op, kind), 1.0) for op, kind in types.items() if op in codes]
+
+
+def _of_sessions(field: str) -> Callable[[AgentView], Collection[Sample]]:
+    """Samples of a field of each operation's latest session, where it has a value."""
+    get = itemgetter(OpSession._fields.index(field))
+
+    def samples(agent: AgentView) -> Collection[Sample]:
+        sessions = agent.record.sessions
+        if not sessions:
+            return ()
+        return [
+            (op, value) for op, session in sessions.items() if (value := get(session)) is not None
+        ]
+
+    return samples
+
+
+def _runs(agent: AgentView) -> Collection[Sample]:
+    return agent.record.runs.items()
+
+
+def _durations(agent: AgentView) -> Collection[Sample]:
+    return agent.record.durations.items()
 
 
 # In exposition order.
@@ -165,6 +191,51 @@ AGENT_FAMILIES = (
         "Always 1; op_type is task or process, as the agent's get_api tells.",
         samples=_op_info,
     ),
+    Family(
+        "ocs_op_session_start_timestamp_seconds",
+        "gauge",
+        ("operation",),
+        "Unix time the operation's latest session (run) started, as its status tells.",
+        samples=_of_sessions("start_time"),
+    ),
+    Family(
+        "ocs_op_session_end_timestamp_seconds",
+        "gauge",
+        ("operation",),
+        "Unix time the operation's latest session ended; absent while it runs.",
+        samples=_of_sessions("end_time"),
+    ),
+    Family(
+        "ocs_op_runs",
+        "counter",
+        ("operation", "outcome"),
+        "Finished sessions of the operation seen by this exporter, by outcome: succeeded, "
+        "failed, crashed (its message starts CRASH:) or error (ERROR:).",
+        samples=_runs,
+    ),
+    Family(
+        "ocs_op_session_last_message_timestamp_seconds",
+        "gauge",
+        ("operation",),
+        "Unix time of the latest message of the operation's latest session.",
+        samples=_of_sessions("last_message_time"),
+    ),
+    Family(
+        "ocs_op_data_timestamp_seconds",
+        "gauge",
+        ("operation",),
+        "Newest timestamp in the latest session's data (--collector.sessions.data-keys, top "
+        "level or one level down); absent when there is none.",
+        samples=_of_sessions("data_time"),
+    ),
+)
+# Only with --collector.sessions.durations.
+DURATION_FAMILY = Family(
+    "ocs_op_session_duration_seconds",
+    "histogram",
+    ("operation",),
+    "Durations of the operation's finished sessions seen by this exporter.",
+    samples=_durations,
 )
 # Only with --collector.op-state; always last.
 OP_STATE_FAMILY = Family(
@@ -177,6 +248,11 @@ OP_STATE_FAMILY = Family(
 )
 
 
-def families(op_state: bool) -> tuple[Family, ...]:
+# Every family, in exposition order.
+FAMILIES = (*AGENT_FAMILIES, DURATION_FAMILY, OP_STATE_FAMILY)
+
+
+def families(op_state: bool, durations: bool = False) -> tuple[Family, ...]:
     """The agent families to render, in exposition order."""
-    return (*AGENT_FAMILIES, OP_STATE_FAMILY) if op_state else AGENT_FAMILIES
+    optional = {DURATION_FAMILY.name: durations, OP_STATE_FAMILY.name: op_state}
+    return tuple(family for family in FAMILIES if optional.get(family.name, True))

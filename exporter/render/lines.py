@@ -7,28 +7,23 @@ the fast renderer (:mod:`exporter.render.exposition`), which keeps what it makes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
+
+from prometheus_client.utils import floatToGoString
 
 from exporter.interning import InternTable
 from exporter.render import deflate
 from exporter.render.deflate import Piece
-from exporter.render.families import (
-    AGENT_FAMILIES,
-    MOVING_DIGITS,
-    OP_STATE_FAMILY,
-    Family,
-    Sample,
-    families,
-)
-from exporter.view import AgentView
+from exporter.render.families import FAMILIES, MOVING_DIGITS, Family, Sample
+from exporter.view import AgentView, Durations
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-FAMILIES = (*AGENT_FAMILIES, OP_STATE_FAMILY)
 INDEX = {family.name: i for i, family in enumerate(FAMILIES)}
 # The heartbeat times and gaps (a family's ``moving`` value) are formatted at every scrape
 # into per-block format strings: "%.6f" is several times faster than the shortest repr.
@@ -66,6 +61,25 @@ def _label_texts(family: Family) -> InternTable[tuple[str, ...] | str, str]:
     return InternTable(text, 50_000)  # names are few in practice; never grow unbounded
 
 
+# A histogram's bucket bounds, each as its le label and "} ", +Inf last, as prometheus_client
+# writes them (Go's float format: le="1e+06").
+_BOUNDS: InternTable[tuple[float, ...], tuple[str, ...]] = InternTable(
+    lambda bounds: tuple(f',le="{floatToGoString(b)}"}} ' for b in (*bounds, math.inf)), 100
+)
+
+
+def _histogram(name: str, head: str, histogram: Durations) -> str:
+    """A histogram's lines: ``head`` is the agent's and the family's labels, unclosed."""
+    bounds, counts, total = histogram
+    lines = [
+        f"{name}_bucket{{{head}{le}{float(n)!r}\n"
+        for le, n in zip(_BOUNDS[bounds], counts, strict=True)
+    ]
+    lines.append(f"{name}_count{{{head}}} {float(counts[-1])!r}\n")
+    lines.append(f"{name}_sum{{{head}}} {float(total)!r}\n")
+    return "".join(lines)
+
+
 class Writer(NamedTuple):
     """How to write one family's lines of an agent (but for the moving families)."""
 
@@ -75,6 +89,7 @@ class Writer(NamedTuple):
     value: Callable[[AgentView], float | None] | None
     label_texts: InternTable[tuple[str, ...] | str, str] | None
     states: list[tuple[int, str]] | None  # a stateset's: (number, its label and "} ")
+    histogram: str | None  # a histogram's name
 
     @classmethod
     def of(cls, index: int, family: Family) -> Writer:
@@ -83,14 +98,16 @@ class Writer(NamedTuple):
             states = [(n, f',{family.name}="{state}"}} ') for n, state in family.states.items()]
         label_texts = _label_texts(family) if family.labels else None
         start = family.sample_name + "{"
-        return cls(index, start, family.samples, family.value, label_texts, states)
+        histogram = family.name if family.kind == "histogram" else None
+        return cls(index, start, family.samples, family.value, label_texts, states, histogram)
 
 
-_WRITERS = [Writer.of(i, family) for i, family in enumerate(FAMILIES) if not family.moving]
-WRITERS = {  # without and with ocs_op_state
-    op_state: tuple(w for w in _WRITERS if FAMILIES[w.index] in families(op_state))
-    for op_state in (False, True)
-}
+_WRITERS = {i: Writer.of(i, family) for i, family in enumerate(FAMILIES) if not family.moving}
+
+
+def writers(chosen: Sequence[Family]) -> tuple[Writer, ...]:
+    """The writers of the ``chosen`` families (but the moving ones), in table order."""
+    return tuple(_WRITERS[INDEX[f.name]] for f in chosen if INDEX[f.name] in _WRITERS)
 
 
 def agent_labels(agent: AgentView) -> str:
@@ -105,7 +122,7 @@ def agent_labels(agent: AgentView) -> str:
 def agent_lines(agent: AgentView, labels: str, writers: Sequence[Writer]) -> dict[int, str]:
     """The agent's lines per family index, but for the moving families'."""
     lines = {}
-    for index, start, samples_of, value_of, texts, states in writers:
+    for index, start, samples_of, value_of, texts, states, histogram in writers:
         if value_of is not None:
             value = value_of(agent)
             if value is not None:
@@ -115,7 +132,11 @@ def agent_lines(agent: AgentView, labels: str, writers: Sequence[Writer]) -> dic
         if not samples:
             continue
         head = start + labels
-        if states is not None:  # a series per state; the sample's value says which is true
+        if histogram is not None:
+            lines[index] = "".join(
+                [_histogram(histogram, labels + texts[values], value) for values, value in samples]
+            )
+        elif states is not None:  # a series per state; the sample's value says which is true
             lines[index] = "".join(
                 [
                     f"{head}{texts[values]}{state}{'1.0' if number == value else '0.0'}\n"

@@ -22,7 +22,7 @@ from exporter.render.families import families
 from exporter.render.lines import INDEX
 from exporter.state import AgentState, ExpectedAgent
 from testbed.reference import AgentCollector
-from tests.support.fakes import FakeClock, heartbeat
+from tests.support.fakes import FakeClock, heartbeat, session_answer
 from tests.support.metrics import make_state, one_member, page, reference, samples
 
 
@@ -114,6 +114,28 @@ def test_freed_room_in_blocks_is_reused():
     assert sorted(block.size for block in exposition._blocks) == [BLOCK_SIZE, BLOCK_SIZE]
 
 
+def a_session(state: AgentState, rng: random.Random, instance_id: str) -> None:
+    """A random answer to status for one of the agent's operations, if it has any: runs
+    start, end in every way, come again (or late) and carry data timestamps or none."""
+    views = {view.instance_id: view for view in state.snapshot().agents}
+    agent = views.get(instance_id)
+    if agent is None or not agent.record.op_codes:
+        return
+    op = rng.choice(sorted(agent.record.op_codes))
+    status = rng.choice(["starting", "running", "stopping", "done", "done"])
+    answer = session_answer(
+        op,
+        rng.randint(0, 6),
+        status,
+        rng.choice([True, False, None]) if status == "done" else None,
+        rng.choice(["", "CRASH: boom", "ERROR: bad param", "gave up"]),
+        rng.choice([{}, {"timestamp": rng.uniform(1e9, 2e9)}, {"f": {"last_update": 5}}]),
+        start_time=1_800_000_000.0 + rng.randint(0, 100),
+        end_time=rng.choice([None, 1_800_000_200.0]),
+    )
+    state.set_session(agent.address, agent.session_id, op, answer)
+
+
 def test_many_agents_with_churn_match_the_reference():
     clock = FakeClock()
     state = make_state(clock, 5 * BLOCK_SIZE + 3)
@@ -123,6 +145,7 @@ def test_many_agents_with_churn_match_the_reference():
         for _ in range(10):
             i = rng.randrange(6 * BLOCK_SIZE)
             state.ingest(heartbeat(f"agent-{i}", {"op1": rng.randint(1, 8)}, session_id=f"s{step}"))
+            a_session(state, rng, f"agent-{rng.randrange(6 * BLOCK_SIZE)}")
         clock.advance(rng.choice([0.5, 3, 40]))  # expiry and forgetting on the way
         registry = CollectorRegistry()
         registry.register(AgentCollector(state, op_state=True))
@@ -130,6 +153,8 @@ def test_many_agents_with_churn_match_the_reference():
         assert samples(exposition.render().decode()) == want, step
         om = exposition.render(openmetrics=True).decode() + "# EOF\n"
         assert samples(om, parse_om) >= {s for s in want if not s[0].startswith("ocs_op_state")}
+    names = {name for name, _, _ in want}
+    assert {"ocs_op_runs_total", "ocs_op_session_start_timestamp_seconds"} <= names
 
 
 def test_text_body_passes_promtool():
@@ -168,7 +193,10 @@ def test_spliced_blocks_match_blocks_made_afresh_byte_for_byte():
     (the block is made again), in every way an agent can change; after each step the
     output equals that of a renderer that never saw the earlier steps."""
     clock = FakeClock()
-    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, forget_after=60)
+    durations = (1.0, 60.0, 1e6)
+    state = AgentState(
+        "observatory", 5.0, clock.monotonic, clock.time, forget_after=60, durations=durations
+    )
     rng = random.Random(11)
     n = 2 * BLOCK_SIZE + 5
     ops = ["acq", "count", "set_heartbeat", 'we"ird\\', "delay_task"]
@@ -182,20 +210,7 @@ def test_spliced_blocks_match_blocks_made_afresh_byte_for_byte():
     for step in range(60):
         moved = rng.sample(range(n), rng.choice([1, 1, 2, SPLICE_MAX, SPLICE_MAX + 3, n]))
         for i in moved:
-            change = rng.randrange(6)
-            if change == 0:  # operations come, go and change state
-                chosen = rng.sample(ops, rng.randint(0, len(ops)))
-                state.ingest(heartbeat(f"agent-{i}", {op: rng.randint(1, 8) for op in chosen}))
-            elif change == 1:  # a restart, with another class
-                state.ingest(heartbeat(f"agent-{i}", {"acq": 1}, f"{step}.5", f"C{step % 3}"))
-            elif change == 2:
-                session = state.session_of(f"observatory.agent-{i}")
-                types = {op: rng.choice(["task", "process"]) for op in ops}
-                state.set_op_types(f"observatory.agent-{i}", session, types)
-            elif change == 3:  # goes silent, later expires
-                kept[i] = False
-            else:
-                kept[i] = True
+            kept[i] = change(state, rng, i, step, ops, kept[i])
         if step % 7 == 0:
             state.set_expected(expected[: rng.randint(0, len(expected))] + quiet)
         if step % 9 == 4:  # a listed agent never heard so far is heard
@@ -206,6 +221,62 @@ def test_spliced_blocks_match_blocks_made_afresh_byte_for_byte():
                 state.ingest(again(state, i))
         assert exposition.render() == AgentExposition(state, op_state=True).render(), step
     assert samples(exposition.render().decode()) == samples(reference(state, op_state=True))
+    text = exposition.render(openmetrics=True).decode() + "# EOF\n"
+    histograms = [f for f in parse_om(text) if f.name == "ocs_op_session_duration_seconds"]
+    assert histograms and any(s.value > 0 for s in histograms[0].samples)
+
+
+def test_a_session_answer_remakes_only_the_session_families_of_its_block():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, durations=(1.0, 60.0))
+    for i in range(2 * BLOCK_SIZE):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3, "delay_task": 1}))
+    exposition = AgentExposition(state)
+    exposition.render()
+    before = pieces_by_block(exposition)
+    sid = state.session_of("observatory.agent-1")
+    crashed = session_answer("delay_task", 1, "done", False, "CRASH: boom")
+    state.set_session("observatory.agent-1", sid, "delay_task", crashed)
+    text = exposition.render().decode()
+    after = pieces_by_block(exposition)
+    assert all(after[1][f] is before[1][f] for f in before[1])
+    remade = {f for f in after[0] if after[0][f] is not before[0].get(f)}
+    assert remade == {
+        INDEX[name]
+        for name in (
+            "ocs_op_session_start_timestamp_seconds",
+            "ocs_op_session_end_timestamp_seconds",
+            "ocs_op_runs",
+            "ocs_op_session_last_message_timestamp_seconds",
+            "ocs_op_session_duration_seconds",
+        )
+    }
+    crashes = 'ocs_op_runs_total{agent_address="observatory.agent-1",instance_id="agent-1",'
+    crashes += 'agent_class="FakeDataAgent",operation="delay_task",outcome="crashed"} 1.0'
+    assert crashes in text.splitlines()
+    assert samples(text) == samples(reference(state))
+
+
+def change(state: AgentState, rng: random.Random, i: int, step: int, ops: list, kept: bool) -> bool:
+    """Changes agent-``i`` in one of the ways an agent changes; returns whether it keeps
+    heartbeating from now on."""
+    kind = rng.randrange(8)
+    if kind == 0:  # operations come, go and change state
+        chosen = rng.sample(ops, rng.randint(0, len(ops)))
+        state.ingest(heartbeat(f"agent-{i}", {op: rng.randint(1, 8) for op in chosen}))
+    elif kind == 1:  # a restart, with another class
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 1}, f"{step}.5", f"C{step % 3}"))
+    elif kind == 2:
+        session = state.session_of(f"observatory.agent-{i}")
+        types = {op: rng.choice(["task", "process"]) for op in ops}
+        state.set_op_types(f"observatory.agent-{i}", session, types)
+    elif kind == 3:  # goes silent, later expires
+        return False
+    elif kind >= 6:  # a session starts, ends, or is seen again
+        a_session(state, rng, f"agent-{i}")
+    else:
+        return True
+    return kept
 
 
 def again(state: AgentState, i: int) -> list:
@@ -299,12 +370,15 @@ def test_both_renderers_take_every_family_from_the_table():
     for module in (exposition, lines, collector):
         assert not [s for s in _code_strings(module) if "ocs_" in s], module.__name__
     state = make_state(FakeClock(), 5)
-    for op_state in (False, True):
-        table = [family.name for family in families(op_state)]
-        fast = AgentExposition(state, op_state=op_state).render(openmetrics=True).decode()
-        assert [f.name for f in parse_om(fast + "# EOF\n")] == table
-        slow = reference(state, op_state=op_state)
-        assert [f.name for f in parse_text(slow)] == table
+    for durations in (False, True):
+        state.durations = (1.0, 10.0) if durations else None
+        for op_state in (False, True):
+            table = [family.name for family in families(op_state, durations)]
+            fast = AgentExposition(state, op_state=op_state).render(openmetrics=True).decode()
+            assert [f.name for f in parse_om(fast + "# EOF\n")] == table
+            slow = reference(state, op_state=op_state)
+            assert [f.name for f in parse_text(slow)] == table
+    assert "ocs_op_session_duration_seconds" in table and "ocs_op_runs" in table
 
 
 def test_after_runs_on_the_render_thread_once_each_response_is_handed_over():
