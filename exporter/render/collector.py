@@ -33,22 +33,31 @@ class ExporterCollector(Collector):
             "Heartbeat events received, valid or not.",
             value=snap.heartbeats,
         )
-        invalid = CounterMetricFamily(
+        yield _by_label(
             "ocs_exporter_heartbeats_invalid",
             "Heartbeat events rejected, by reason.",
-            labels=["reason"],
+            "reason",
+            snap.invalid,
         )
-        for reason, count in snap.invalid.items():
-            invalid.add_metric([reason], count)
-        yield invalid
-        queries = CounterMetricFamily(
+        yield _by_label(
             "ocs_exporter_op_type_queries",
             "get_api calls made to learn agents' operation types, by result (ok, failed).",
-            labels=["result"],
+            "result",
+            snap.op_type_queries,
         )
-        for result, count in snap.op_type_queries.items():
-            queries.add_metric([result], count)
-        yield queries
+        yield _by_label(
+            "ocs_exporter_session_queries",
+            "status calls made to learn operations' sessions, by result (ok, invalid, timeout, "
+            "error).",
+            "result",
+            snap.session_queries,
+        )
+        yield _by_label(
+            "ocs_exporter_session_answers_invalid",
+            "Answers to status refused, by reason; trimmed ones were kept, cut.",
+            "reason",
+            snap.invalid_sessions,
+        )
         yield CounterMetricFamily(
             "ocs_exporter_heartbeats_refused",
             "Valid heartbeats from new agents not tracked because --max-agents agents are.",
@@ -69,3 +78,11 @@ class ExporterCollector(Collector):
         )
         info.add_metric([__version__], 1.0)
         yield info
+
+
+def _by_label(name: str, documentation: str, label: str, counts: dict[str, int]) -> Metric:
+    """A counter family with one series per value of ``label``."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family

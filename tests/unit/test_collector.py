@@ -7,8 +7,10 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from exporter import __version__
 from exporter.heartbeat import REASONS, InvalidHeartbeat
 from exporter.render.collector import ExporterCollector
+from exporter.sessions import INVALID_REASONS, OUTCOMES
 from exporter.state import AgentState
-from tests.support.fakes import FakeClock, heartbeat
+from testbed.reference import AgentCollector
+from tests.support.fakes import FakeClock, heartbeat, session_answer
 from tests.support.metrics import make
 
 LABELS = {
@@ -88,3 +90,52 @@ def test_tracking_series():
     state.snapshot()
     assert registry.get_sample_value("ocs_exporter_agents") == 0
     assert registry.get_sample_value("ocs_exporter_agents_forgotten_total") == 2
+
+
+def test_session_series_and_query_counters():
+    _, state, registry = make()
+    state.ingest(heartbeat("fake1", {"acq": 3, "delay_task": 6}))
+    sid = state.session_of("observatory.fake1")
+    running = session_answer("acq", 0, data={"fields": {"timestamp": 1_800_000_004.0}})
+    state.set_session("observatory.fake1", sid, "acq", running)
+    failed = session_answer("delay_task", 1, "done", False, "Delay task failed on purpose.")
+    state.set_session("observatory.fake1", sid, "delay_task", failed)
+    state.set_session("observatory.fake1", sid, "delay_task", [-1, "No task", {}])
+    state.session_query_failed("timeout")
+    acq, task = {**LABELS, "operation": "acq"}, {**LABELS, "operation": "delay_task"}
+    get = registry.get_sample_value
+    assert get("ocs_op_session_start_timestamp_seconds", acq) == 1_800_000_000.0
+    assert get("ocs_op_session_end_timestamp_seconds", acq) is None  # still running
+    assert get("ocs_op_session_end_timestamp_seconds", task) == 1_800_000_001.0
+    assert get("ocs_op_session_last_message_timestamp_seconds", task) == 1_800_000_001.0
+    assert get("ocs_op_data_timestamp_seconds", acq) == 1_800_000_004.0
+    assert get("ocs_op_data_timestamp_seconds", task) is None
+    for outcome in OUTCOMES:
+        assert get("ocs_op_runs_total", {**acq, "outcome": outcome}) == 0
+        assert get("ocs_op_runs_total", {**task, "outcome": outcome}) == (outcome == "failed")
+    assert get("ocs_op_session_duration_seconds_count", task) is None  # durations are off
+    for result, count in {"ok": 2, "invalid": 1, "timeout": 1, "error": 0}.items():
+        assert get("ocs_exporter_session_queries_total", {"result": result}) == count
+    for reason in INVALID_REASONS:
+        count = get("ocs_exporter_session_answers_invalid_total", {"reason": reason})
+        assert count == (reason == "unknown_operation"), reason
+
+
+def test_session_duration_histogram_when_kept():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, durations=(1.0, 60.0))
+    registry = CollectorRegistry()
+    registry.register(AgentCollector(state))
+    state.ingest(heartbeat("fake1", {"delay_task": 6}))
+    sid = state.session_of("observatory.fake1")
+    done = session_answer("delay_task", 1, "done", True, end_time=1_800_000_030.0)
+    state.set_session("observatory.fake1", sid, "delay_task", done)
+    task = {**LABELS, "operation": "delay_task"}
+    get = registry.get_sample_value
+    buckets = [get("ocs_op_session_duration_seconds_bucket", {**task, "le": le}) for le in LE]
+    assert buckets == [0, 1, 1]
+    assert get("ocs_op_session_duration_seconds_count", task) == 1
+    assert get("ocs_op_session_duration_seconds_sum", task) == 30.0
+
+
+LE = ("1.0", "60.0", "+Inf")
