@@ -37,6 +37,8 @@ AGENT_ALERTS = {
     "OcsOperationFailed",
     "OcsOperationDegraded",
     "OcsProcessNotRunning",
+    "OcsTaskCrashed",
+    "OcsProcessStale",
 }
 # Alerts about whether an agent runs: agents the site config says are not expected to run
 # (ocs_agent_info{expected="false"}) never raise them. OcsAgentMissing only looks at
@@ -177,6 +179,43 @@ MUTANTS = {
     "absent job reported without its job label": (
         "ocs:exporter_job unless on (job) ocs:exporter_up",
         "absent(ocs:exporter_up)",
+    ),
+    "crashes summed over replicas": (
+        "max without (instance, outcome) (increase(ocs_op_runs_total",
+        "sum without (instance, outcome) (increase(ocs_op_runs_total",
+    ),
+    "failed runs taken for crashes": ('outcome="crashed"', 'outcome=~"crashed|failed"'),
+    "a crash in the first session seen missed": (
+        'unless ocs_op_runs_total{outcome="crashed"} offset 15m',
+        'unless ocs_op_runs_total{outcome="crashed"}',
+    ),
+    "old crashes alerting again when an exporter restarts": (
+        "(max_over_time(ocs_op_session_end_timestamp_seconds[15m]))\n            < 900",
+        "(max_over_time(ocs_op_session_end_timestamp_seconds[15m]))\n            > 0",
+    ),
+    "crashed processes reported as crashed tasks": (
+        "< 900\n          )\n          unless on (job, agent_address, operation) "
+        'ocs:op_info:max{op_type="process"}',
+        "< 900\n          )",
+    ),
+    "processes stale after a minute": ("> 600", "> 60"),
+    "stale data of a replica cut off from the router": (
+        "max without (instance) (ocs_op_data_timestamp_seconds)",
+        "min without (instance) (ocs_op_data_timestamp_seconds)",
+    ),
+    "stale data of processes not running": (
+        "\n          and on (job, agent_address, operation) "
+        "max without (instance) (ocs_op_code == 3)",
+        "",
+    ),
+    "running read after merging replicas": (
+        "max without (instance) (ocs_op_code == 3)",
+        "max without (instance) (ocs_op_code) == 3",
+    ),
+    "stale data of tasks": (
+        "(ocs_op_code == 3)\n          and on (job, agent_address, operation) "
+        'ocs:op_info:max{op_type="process"}',
+        "(ocs_op_code == 3)",
     ),
 }
 
