@@ -1,7 +1,7 @@
 """The worst case from an event to an alert's notification, worked out from the rule file,
-the Prometheus and Alertmanager configs and the exporter's agent timeout: the numbers of the
-timing table in docs/alerts.md and the bound the end-to-end alert test holds the real
-stack to.
+the Prometheus and Alertmanager configs and the exporter's agent timeout and sessions
+interval: the numbers of the timing table in docs/alerts.md and the bound the end-to-end
+alert tests hold the real stack to.
 
 The sum, per alert: what it takes the exporter to see the event (the agent timeout, or the
 next heartbeat, ...), then the next scrape, the next rule evaluation (later by a group's
@@ -12,6 +12,7 @@ takes.
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from collections.abc import Sequence
@@ -39,6 +40,12 @@ GROUP_WAIT = "30s"  # Alertmanager's group_wait default
 #   gap:      the gap metric counts the open gap, so it passes the expression's threshold
 #             that long after the last regular heartbeat.
 #   hung:     a scrape of a hung exporter fails only at the scrape timeout.
+#   stale:    a process's data reads stale once the threshold has passed since its last data
+#             timestamp. The exporter's reading of the session (at the latest an interval
+#             after that timestamp) and the scrape carrying it come within the threshold, so
+#             neither adds to it: the age Prometheus computes can only be older than the
+#             agent's, never younger. Hence also no scrape term, and the check that the
+#             threshold is above the interval plus the scrape interval.
 #   lookback: a target dropped without a staleness marker (a removed job, a Prometheus
 #             restart) keeps its last `up` sample for the lookback delta; no scrape follows.
 DELAYS: dict[str, tuple[str, ...]] = {
@@ -51,6 +58,8 @@ DELAYS: dict[str, tuple[str, ...]] = {
     "OcsAgentRestarted": (),
     "OcsAgentRestartLoop": (),
     "OcsAgentHeartbeatStalling": ("gap",),
+    "OcsTaskCrashed": ("heartbeat",),
+    "OcsProcessStale": ("stale",),
     "OcsExporterRouterDisconnected": (),
     "OcsExporterReplicaDisconnected": (),
     "OcsExporterDown": ("hung",),
@@ -65,12 +74,14 @@ _MATCHER = re.compile(r'\s*(\w+)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*')
 
 @dataclass(frozen=True)
 class Settings:
-    """What the bound depends on: parsed rule groups and configs, the agent timeout in s."""
+    """What the bound depends on: parsed rule groups and configs, the agent timeout and the
+    sessions interval in s."""
 
     groups: list[dict]
     prometheus: dict
     alertmanager: dict
     agent_timeout: float
+    sessions_interval: float = 30.0
 
     @classmethod
     def of(
@@ -81,7 +92,10 @@ class Settings:
         groups = []
         for name in prometheus.get("rule_files", []):
             groups += yaml.safe_load((base / name).read_text())["groups"]
-        return cls(groups, prometheus, alertmanager, agent_timeout(exporter_flags))
+        flags = exporter_settings(exporter_flags)
+        return cls(
+            groups, prometheus, alertmanager, flags.agent_timeout, flags.collector_sessions_interval
+        )
 
     @classmethod
     def shipped(cls) -> Settings:
@@ -94,9 +108,9 @@ class Settings:
         )
 
 
-def agent_timeout(exporter_flags: Sequence[str] = ()) -> float:
-    """``--agent-timeout`` as the exporter reads it from these flags (and the environment)."""
-    return build_parser().parse_args(list(exporter_flags)).agent_timeout
+def exporter_settings(exporter_flags: Sequence[str] = ()) -> argparse.Namespace:
+    """The exporter's flags as it reads them from ``exporter_flags`` and the environment."""
+    return build_parser().parse_args(list(exporter_flags))
 
 
 @dataclass(frozen=True)
@@ -164,6 +178,15 @@ def timing(alert: str, settings: Settings) -> Timing:
         other.append(("scrape timeout", scrape_timeout))
     if "lookback" in delays:
         other.append(("lookback", LOOKBACK_DELTA))
+    if "stale" in delays:
+        threshold = _threshold(rule["expr"])
+        if threshold <= settings.sessions_interval + scrape_interval:
+            raise ValueError(
+                f"{alert}: a {threshold:g} s threshold is not above the sessions interval"
+                f" ({settings.sessions_interval:g} s) plus the scrape interval"
+                f" ({scrape_interval:g} s): healthy processes would read stale"
+            )
+        other.append(("data age", threshold))
     lag = _recording_lag(settings, group, position)
     if lag:
         other.append(("recording rules", lag))
@@ -172,7 +195,7 @@ def timing(alert: str, settings: Settings) -> Timing:
         alert=alert,
         timeout=settings.agent_timeout if "timeout" in delays else 0,
         other=tuple(other),
-        scrape=0 if "lookback" in delays else scrape_interval,
+        scrape=0 if {"lookback", "stale"} & set(delays) else scrape_interval,
         evaluation=interval,
         hold=math.ceil(duration(rule.get("for", "0")) / interval) * interval,
         group_wait=group_wait,

@@ -1,15 +1,24 @@
 """The timing table of docs/alerts.md is what the rule file, the example Prometheus and
-Alertmanager configs and the exporter's default agent timeout give, row for row; and the
-worst case is summed the way Prometheus and Alertmanager take their turns."""
+Alertmanager configs and the exporter's default agent timeout and sessions interval give, row
+for row; and the worst case is summed the way Prometheus and Alertmanager take their turns."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from exporter.flags import env_name
-from tests.support.timing import DELAYS, Settings, alerts, text, timing, timings
+from tests.support.timing import (
+    DELAYS,
+    PROMETHEUS_EXAMPLE,
+    Settings,
+    alerts,
+    text,
+    timing,
+    timings,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
 HEADER = [
@@ -51,6 +60,7 @@ def _cells(line: str) -> list[str]:
 def shipped(monkeypatch) -> Settings:
     """The shipped settings, whatever the environment running the tests sets."""
     monkeypatch.delenv(env_name("--agent-timeout"), raising=False)
+    monkeypatch.delenv(env_name("--collector.sessions.interval"), raising=False)
     return Settings.shipped()
 
 
@@ -81,6 +91,15 @@ def test_the_agent_timeout_is_the_exporters_default(shipped, monkeypatch):
     monkeypatch.setenv(env_name("--agent-timeout"), "7")
     assert shipped.agent_timeout == 5
     assert Settings.shipped().agent_timeout == 7  # read as the exporter reads it
+
+
+def test_the_sessions_interval_is_the_exporters_default(shipped, monkeypatch):
+    monkeypatch.setenv(env_name("--collector.sessions.interval"), "1m")
+    assert shipped.sessions_interval == 30
+    assert Settings.shipped().sessions_interval == 60
+    flags = ("--collector.sessions.interval", "5s")
+    base = PROMETHEUS_EXAMPLE.parent
+    assert Settings.of(shipped.prometheus, shipped.alertmanager, flags, base).sessions_interval == 5
 
 
 # --- The sum, on small made-up configs ------------------------------------------------------
@@ -139,6 +158,23 @@ def test_a_stall_is_seen_at_the_expressions_threshold():
 def test_an_absent_target_waits_out_the_lookback_instead_of_a_scrape():
     t = timing("OcsExporterAbsent", settings([alert("OcsExporterAbsent", "absent(up)")]))
     assert (t.scrape, t.other) == (0, (("lookback", 300),))
+
+
+STALE = "time() - max without (instance) (ocs_op_data_timestamp_seconds) > 600"
+
+
+def test_a_stale_process_waits_out_the_threshold_instead_of_a_scrape():
+    t = timing("OcsProcessStale", settings([alert("OcsProcessStale", STALE)]))
+    assert (t.scrape, t.other) == (0, (("data age", 600),))
+    assert t.bound == 600 + 15 + 30
+
+
+def test_a_stale_threshold_within_the_sessions_interval_and_a_scrape_is_refused():
+    close = settings([alert("OcsProcessStale", STALE.replace("600", "45"))])
+    with pytest.raises(ValueError, match="healthy processes would read stale"):
+        timing("OcsProcessStale", close)  # 30 s interval + 15 s scrape
+    fast = dataclasses.replace(close, sessions_interval=29)
+    assert timing("OcsProcessStale", fast).other == (("data age", 45),)
 
 
 def test_the_first_matching_route_gives_the_group_wait_and_children_inherit():
