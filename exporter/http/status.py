@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from html import escape as esc
-from typing import Any
 
 from twisted.web import resource, server
 
 from exporter import __version__
 from exporter.heartbeat import OPCODES
+from exporter.sessions import OpSession
 from exporter.state import AgentState
 from exporter.view import AgentView
 
@@ -113,8 +113,8 @@ def message_time(t: float, now: float) -> str:
     return f'<time datetime="{moment.isoformat()}">{shown}</time>'
 
 
-def session_row(op: str, session: Any, now: float) -> str:
-    """One operation's latest session (an :class:`exporter.sessions.OpSession`)."""
+def session_row(op: str, session: OpSession, now: float) -> str:
+    """One operation's latest session."""
     success = {True: "yes", False: "no", None: DASH}[session.success]
     outcome = (
         f'<span class="outcome {esc(session.outcome)}">{esc(session.outcome)}</span>'
@@ -134,7 +134,7 @@ def session_row(op: str, session: Any, now: float) -> str:
 
 def sessions_row(agent: AgentView, now: float) -> str:
     """A row under the agent's: its operations' latest sessions; empty when none is known."""
-    sessions: Mapping[str, Any] = agent.record.sessions
+    sessions = agent.record.sessions
     rows = [session_row(op, sessions[op], now) for op in sorted(agent.op_codes) if op in sessions]
     if not rows:
         return ""
@@ -163,7 +163,7 @@ def agent_row(agent: AgentView, now: float) -> str:
         f"<td>{esc(agent.agent_class) or '<span class=muted>unknown</span>'}</td>"
         f'<td class="ago">{heard_ago(agent.last_heartbeat, now)}</td>'
         f"<td>{ops or MUTED_NONE}</td></tr>"
-    )
+    ) + sessions_row(agent, now)
 
 
 def page_number(request: server.Request) -> int:

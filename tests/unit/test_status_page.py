@@ -3,9 +3,10 @@
 import pytest
 from twisted.web.test.requesthelper import DummyRequest
 
-from exporter.http.status import PAGE_SIZE, StatusPage
+from exporter.http.status import DASH, PAGE_SIZE, StatusPage
 from exporter.state import AgentState, ExpectedAgent
-from tests.support.fakes import FakeClock, heartbeat
+from tests.support.fakes import FakeClock, heartbeat, session_answer
+from tests.support.pages import HOSTILE, session_rows
 
 
 def page(connected=True, *payloads, advance=0.0):
@@ -115,3 +116,113 @@ def test_the_page_comes_from_the_query(query, expected):
     html = StatusPage(state, lambda: True, "/metrics", clock=clock.time).render_GET(request)
     assert f"(page {expected} of 3)".encode() in html
     assert request.responseHeaders.getRawHeaders(b"content-type") == [b"text/html; charset=utf-8"]
+
+
+# --- Each operation's latest session ----------------------------------------------------
+
+NOW = FakeClock().wall  # 2027-01-15 08:00:00 UTC
+SESSION = "1795518440.6412797"  # the agent session of tests.support.fakes.heartbeat
+
+
+def with_sessions(codes: dict, answers: dict, instance_id: str = "fake1") -> str:
+    """The page of one agent whose operations ``codes`` answered ``answers`` (op -> answer)."""
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    state.ingest(heartbeat(instance_id, codes))
+    for op, answer in answers.items():
+        state.set_session(f"observatory.{instance_id}", SESSION, op, answer)
+    return StatusPage(state, lambda: True, "/metrics", clock=clock.time).render_page()
+
+
+def session_cells(html: str, op: str, instance_id: str = "fake1") -> list[str]:
+    """The cells of ``op``'s session row under the agent ``instance_id``, as HTML."""
+    rows = html[html.index(f'data-sessions-of="{instance_id}"') :].partition("</table>")[0]
+    row = rows[rows.index(f'<tr data-operation="{op}">') :].partition("</tr>")[0]
+    return [cell.split("</td>")[0] for cell in row.split("<td>")[1:]]
+
+
+def failed(op: str, message: str, start: float, end: float, success: bool = False) -> list:
+    return session_answer(op, 1, "done", success, message, start_time=start, end_time=end)
+
+
+def test_each_operation_shows_its_latest_session_with_times_and_messages():
+    running = session_answer("acq", start_time=NOW - 120)
+    ended = failed("delay_task", "Exited after 0.0 seconds", NOW - 300, NOW - 240)
+    html = with_sessions(
+        {"acq": 3, "delay_task": 6, "count": 1}, {"acq": running, "delay_task": ended}
+    )
+    op, status, success, outcome, started, ended_at, messages = session_cells(html, "acq")
+    assert (op, status, outcome, ended_at) == ("acq", "running", DASH, DASH)
+    assert success == DASH  # no success until done
+    assert "2027-01-15 07:58:00 UTC" in started and "2 min ago" in started
+    assert messages == (
+        '<ol class="messages">'
+        '<li><time datetime="2027-01-15T07:58:00+00:00">07:58:00</time>'
+        "Status is now &quot;starting&quot;.</li>"
+        '<li><time datetime="2027-01-15T07:58:00.250000+00:00">07:58:00</time>'
+        "Status is now &quot;running&quot;.</li></ol>"
+    )
+    cells = session_cells(html, "delay_task")
+    assert cells[1:4] == ["done", "no", '<span class="outcome failed">failed</span>']
+    assert "07:55:00 UTC" in cells[4] and "5 min ago" in cells[4]
+    assert "07:56:00 UTC" in cells[5] and "4 min ago" in cells[5]
+    assert "Exited after 0.0 seconds" in cells[6]
+    assert 'data-operation="count"' not in html  # never run: no session
+
+
+@pytest.mark.parametrize(
+    ("text", "success", "shown"),
+    [
+        ("CRASH: [Failure instance: Traceback: ZeroDivisionError]", False, "crashed"),
+        ("ERROR: Param 'delay'=x is not of required type", False, "error"),
+        ("Exited after 1.0 seconds", True, "succeeded"),
+    ],
+)
+def test_how_a_run_ended_is_named(text, success, shown):
+    answer = failed("delay_task", text, NOW - 5, NOW - 4, success)
+    html = with_sessions({"delay_task": 5 if success else 6}, {"delay_task": answer})
+    cells = session_cells(html, "delay_task")
+    assert cells[2] == ("yes" if success else "no")
+    assert cells[3] == f'<span class="outcome {shown}">{shown}</span>'
+
+
+def test_message_texts_and_operation_names_are_escaped():
+    html = with_sessions({"x<i>": 6}, {"x<i>": failed("x<i>", HOSTILE, NOW - 5, NOW - 4)})
+    assert "<script" not in html and "<img" not in html and "<i>" not in html
+    cells = session_cells(html, "x&lt;i&gt;")
+    assert cells[0] == "x&lt;i&gt;"
+    assert (
+        "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt; &amp; "
+        "&lt;img src=x onerror=&quot;document.title=&#x27;x&#x27;&quot;&gt;</li>"
+    ) in cells[6]
+    # Read as a browser reads it: the same text back, and no element but the page's own.
+    row = session_rows(html)["fake1", "x<i>"]
+    assert row.cells[0] == "x<i>"
+    assert [text for _, text in row.messages][-2:] == [HOSTILE, 'Status is now "done".']
+    assert row.elements == {"td", "span", "br", "time", "ol", "li"}
+
+
+def test_a_message_of_another_day_shows_its_date():
+    day = 86400.0
+    answer = session_answer("acq", message="old", start_time=NOW - 2 * day)
+    cells = session_cells(with_sessions({"acq": 3}, {"acq": answer}), "acq")
+    assert '<time datetime="2027-01-13T08:00:00+00:00">2027-01-13 08:00:00</time>' in cells[6]
+    assert "2.0 d ago" in cells[4]
+
+
+def test_an_agent_without_sessions_has_no_sessions_row():
+    html = with_sessions({"acq": 3}, {})
+    assert 'data-instance-id="fake1"' in html and "data-sessions-of" not in html
+
+
+def test_only_the_agents_shown_have_their_messages_rendered():
+    state, clock = many(2 * PAGE_SIZE + 1)
+    for i in range(2 * PAGE_SIZE + 1):
+        answer = session_answer("acq", message=f"message of a{i:05d}")
+        state.set_session(f"observatory.a{i:05d}", SESSION, "acq", answer)
+    status = StatusPage(state, lambda: True, "/metrics", clock=clock.time)
+    for page in (1, 2, 3):
+        html = status.render_page(page)
+        ids = rendered_ids(html)
+        assert html.count("message of a") == len(ids)
+        assert all(f"message of {i}<" in html for i in ids)
