@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import choose_encoder, gzip_accepted
@@ -17,7 +18,9 @@ from twisted.web import resource, server
 from exporter.http.status import StatusPage
 from exporter.render import deflate
 from exporter.render.exposition import AgentExposition
+from exporter.sessions import OpSession
 from exporter.state import AgentState
+from exporter.view import AgentView
 from exporter.wamp.registry_compat import registry_data
 
 log = logging.getLogger(__name__)
@@ -170,9 +173,44 @@ class Text(resource.Resource):
     render_HEAD = render_GET
 
 
+def session_json(session: OpSession | None) -> dict[str, Any] | None:
+    """An operation's latest session as ``/api/agents`` shows it; None when none is known."""
+    if session is None:
+        return None
+    return {
+        "session_id": session.session_id,
+        "status": session.status,
+        "op_code": session.op_code,
+        "success": session.success,
+        "outcome": session.outcome,
+        "start_time": session.start_time,
+        "end_time": session.end_time,
+        "last_message_time": session.last_message_time,
+        "data_time": session.data_time,
+        "messages": [[t, text] for t, text in session.messages],
+    }
+
+
+def agents_json(agents: Iterable[AgentView]) -> dict[str, dict[str, Any]]:
+    """``/api/agents``: the RegistryAgent's ``main`` session data (:func:`registry_data`),
+    each agent's entry with one more key, ``operations``: operation -> ``{"session": ...}``.
+    The registry drop-in serves :func:`registry_data` alone, unchanged."""
+    agents = tuple(agents)
+    data = registry_data(agents)
+    for agent in agents:
+        entry = data.get(agent.address)
+        if entry is not None:
+            sessions = agent.record.sessions
+            entry["operations"] = {
+                op: {"session": session_json(sessions.get(op))} for op in agent.op_codes
+            }
+    return data
+
+
 class AgentsJSON(resource.Resource):
-    """``/api/agents``: every agent as the RegistryAgent's ``main`` session data, in JSON:
-    ``{"observatory.fake1": {"expired": false, "time_expired": null, ...}, ...}``."""
+    """``/api/agents``: every agent heard, as the RegistryAgent's ``main`` session data plus
+    each operation's latest session, in JSON: ``{"observatory.fake1": {"expired": false,
+    "time_expired": null, ..., "operations": {"acq": {"session": {...}}}}, ...}``."""
 
     isLeaf = True
 
@@ -181,7 +219,7 @@ class AgentsJSON(resource.Resource):
         self.state = state
 
     def body(self) -> bytes:
-        return json.dumps(registry_data(self.state.snapshot().agents)).encode()
+        return json.dumps(agents_json(self.state.snapshot().agents)).encode()
 
     def render_GET(self, request: server.Request) -> object:
         """Rendered on the reactor's thread pool, as the metrics: it carries every agent."""

@@ -20,7 +20,7 @@ from exporter.http.web import AgentsJSON
 from exporter.state import AgentState
 from exporter.wamp.listener import HeartbeatListener
 from exporter.wamp.registry_compat import REGISTER_RETRY, RegistryCompat, registry_data
-from tests.support.fakes import FakeClock, heartbeat
+from tests.support.fakes import FakeClock, heartbeat, session_answer
 from tests.support.metrics import KEYS
 
 CODES = {"acq": 3, "count": 3, "set_heartbeat": 1, "delay_task": 6}
@@ -115,7 +115,50 @@ def test_api_agents_resource_is_the_same_data_in_json():
     state.ingest(heartbeat("fake1", CODES))
     clock.advance(7.0)
     body = AgentsJSON(state).body()  # rendered on the thread pool, headers: live test
-    assert json.loads(body) == registry_data(state.snapshot().agents)
+    served = json.loads(body)
+    operations = {key: entry.pop("operations") for key, entry in served.items()}
+    assert served == registry_data(state.snapshot().agents)
+    # ... and each operation's session (none here; see tests/unit/test_web.py)
+    assert operations == {"observatory.fake1": {op: {"session": None} for op in CODES}}
+
+
+# The registry data of fake2 (down) and fake1 (up, CODES), as the RegistryAgent's encoder
+# writes it: the drop-in's session data stays this, byte for byte, whatever sessions add.
+REGISTRY_JSON = (
+    '{"observatory.fake2": {"expired": true, "time_expired": 1800000005.0, '
+    '"last_updated": 1800000000.0, "op_codes": {"acq": 7}, '
+    '"agent_class": "FakeDataAgent", "agent_address": "observatory.fake2"}, '
+    '"observatory.fake1": {"expired": false, "time_expired": null, '
+    '"last_updated": 1800000004.0, '
+    '"op_codes": {"acq": 3, "count": 3, "set_heartbeat": 1, "delay_task": 6}, '
+    '"agent_class": "FakeDataAgent", "agent_address": "observatory.fake1"}}'
+)
+
+
+def test_sessions_leave_the_registry_data_unchanged_byte_for_byte():
+    session = "1795518440.6412797"  # fakes.heartbeat's
+    served = []
+    for with_sessions in (False, True):
+        state, clock = make_state()
+        state.ingest(heartbeat("fake2", {"acq": 3}))
+        clock.advance(4.0)
+        state.ingest(heartbeat("fake1", CODES))
+        if with_sessions:
+            ended = session_answer("delay_task", 1, "done", False, "CRASH: boom", None, 1.8e9)
+            state.set_session("observatory.fake1", session, "delay_task", ended)
+            state.set_session("observatory.fake1", session, "acq", session_answer("acq"))
+            state.set_session("observatory.fake2", session, "acq", session_answer("acq"))
+            assert all(agent.record.sessions for agent in state.snapshot().agents)
+        clock.advance(2.0)
+        compat, _ = make_compat(state)
+        [(_, main, _)] = compat.management("get_api")["processes"]
+        for data in (
+            main["data"],
+            compat.main_session()["data"],
+            compat.operations("status", "main")[2]["data"],
+        ):
+            served.append(json.dumps(data).encode())
+    assert served == [REGISTRY_JSON.encode()] * 6
 
 
 # --- The WAMP handlers, without a router -------------------------------------------------

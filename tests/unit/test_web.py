@@ -1,12 +1,14 @@
 """The web side without a network: what a scrape is served (format and gzip), answers
-written only while the client is there, and basic auth through twisted.web.guard with the
-probes left outside it. Requests go through a real Site over an in-memory transport."""
+written only while the client is there, basic auth through twisted.web.guard with the
+probes left outside it, and what ``/api/agents`` answers. Requests go through a real Site
+over an in-memory transport."""
 
 from __future__ import annotations
 
 import base64
 import gc
 import gzip
+import json
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
@@ -24,9 +26,12 @@ from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
 from exporter.http.basicauth import BcryptChecker, GuardedRoot, find_resource
-from exporter.http.web import MetricsPage, make_site, negotiate, respond_later
+from exporter.http.web import AgentsJSON, MetricsPage, make_site, negotiate, respond_later
 from exporter.service import AUTH_EXEMPT
 from exporter.state import AgentState
+from exporter.wamp.registry_compat import registry_data
+from tests.support.fakes import FakeClock, heartbeat, session_answer
+from tests.support.pages import HOSTILE
 from tests.support.webconfig import HASH, PASSWORD, WRONG, InlineThread, creds
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -326,3 +331,65 @@ def test_the_answer_waits_for_bcrypt_off_the_calling_thread():
     assert connection.transport.value() == b""
     thread.run()
     assert connection.response()[::2] == (200, b"metrics\n")
+
+
+# --- /api/agents ----------------------------------------------------------------------
+
+
+def test_api_agents_adds_each_operations_latest_session_to_the_registry_data():
+    clock = FakeClock()
+    now = clock.wall
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    state.ingest(heartbeat("fake1", {"acq": 3, "delay_task": 6, "count": 1}))
+    state.ingest(heartbeat("quiet", {"acq": 1}))
+    address, session = "observatory.fake1", "1795518440.6412797"  # fakes.heartbeat's
+    data = {"timestamp": now - 1, "fields": {"temperature": 1.5}}
+    running = session_answer("acq", data=data, start_time=now - 60)
+    ended = session_answer("delay_task", 1, "done", False, HOSTILE, None, now - 9, now)
+    state.set_session(address, session, "acq", running)
+    state.set_session(address, session, "delay_task", ended)
+    data = json.loads(AgentsJSON(state).body())
+    registry = registry_data(state.snapshot().agents)
+    assert list(data) == list(registry)
+    for key, entry in data.items():
+        assert {k: v for k, v in entry.items() if k != "operations"} == registry[key]
+    assert data["observatory.quiet"]["operations"] == {"acq": {"session": None}}
+    assert data[address]["operations"] == {
+        "acq": {
+            "session": {
+                "session_id": 0,
+                "status": "running",
+                "op_code": 3,
+                "success": None,
+                "outcome": None,
+                "start_time": now - 60,
+                "end_time": None,
+                "last_message_time": now - 59.75,
+                "data_time": now - 1,
+                "messages": [
+                    [now - 60, 'Status is now "starting".'],
+                    [now - 59.75, 'Status is now "running".'],
+                ],
+            }
+        },
+        "delay_task": {
+            "session": {
+                "session_id": 1,
+                "status": "done",
+                "op_code": 6,
+                "success": False,
+                "outcome": "failed",
+                "start_time": now - 9,
+                "end_time": now,
+                "last_message_time": now,
+                "data_time": None,
+                "messages": [
+                    [now - 9, 'Status is now "starting".'],
+                    [now - 8.75, 'Status is now "running".'],
+                    [now - 8.5, HOSTILE],  # JSON carries the text as it is
+                    [now, 'Status is now "done".'],
+                ],
+            }
+        },
+        "count": {"session": None},  # never run
+    }
