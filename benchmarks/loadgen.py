@@ -14,8 +14,9 @@ staggered over the agents; the other tasks stay NONE. So op codes mostly do not 
 heartbeats, as with real agents.
 
 Like an OCS agent, a simulated agent answers ``get_api`` on its management procedure
-(``<root>.bench-<i>``) with its tasks and processes: generator 0 registers the prefix
-``<root>.bench-`` for all agents (one registration instead of N).
+(``<root>.bench-<i>``) with its tasks and processes, and ``status`` on ``<root>.bench-<i>.ops``
+with a session like FakeDataAgent's: generator 0 registers the prefix ``<root>.bench-`` for
+all agents (one registration instead of 2N).
 
 Controlled by the harness through a shared block (:mod:`benchmarks.shm`): it sets the start
 time, stops single agents (their last send time is kept per agent) and stops the whole
@@ -75,14 +76,52 @@ def get_api(n_ops: int, agent_class: str) -> dict[str, Any]:
     }
 
 
+def op_session(op_name: str, now: float) -> dict[str, Any] | None:
+    """What an OCS agent's ``status`` of ``op_name`` holds (``OpSession.encoded()``): ``acq``
+    running, its data stamped now as FakeDataAgent's is; ``task1`` done, succeeded; the other
+    tasks never run (None)."""
+    if op_name == "acq":
+        status, code, success, end = "running", OPCODE_RUNNING, None, None
+    elif op_name == "task1":
+        status, code, success, end = "done", OPCODE_SUCCEEDED, True, now - 1.0
+    else:
+        return None
+    start = now - 60.0
+    return {
+        "session_id": 0,
+        "op_name": op_name,
+        "op_code": code,
+        "cred_level": 1,
+        "status": status,
+        "degraded": False,
+        "success": success,
+        "start_time": start,
+        "end_time": end,
+        "data": {"timestamp": now, "fields": {"channel_00": 0.5, "channel_01": 0.25}},
+        "messages": [
+            [start, 'Status is now "starting".'],
+            [start, 'Status is now "running".'],
+            *([[end, "Done."], [end, 'Status is now "done".']] if end else []),
+        ],
+    }
+
+
 def answer_get_api(session: Any, address_root: str, n_ops: int, agent_class: str) -> Any:
     """Register ``<root>.bench-`` (prefix match): every simulated agent's management
-    procedure. Returns the registration's Deferred."""
+    procedure (``get_api``) and its operations' procedure ``<address>.ops`` (``status``
+    only, as the exporter calls it). Returns the registration's Deferred."""
     prefix = f"{address_root}.bench-"
     api = get_api(n_ops, agent_class)
+    op_names = {"acq", *(f"task{k}" for k in range(1, n_ops))}
 
-    def management(q: str, details: Any = None, **kwargs: Any) -> Any:
-        if not details.procedure[len(prefix) :].isdigit():  # e.g. <address>.ops
+    def management(q: str, *args: Any, details: Any = None, **kwargs: Any) -> Any:
+        agent = details.procedure[len(prefix) :]
+        if agent.endswith(".ops") and agent[:-4].isdigit():
+            if q != "status" or not args or args[0] not in op_names:
+                return [-1, f"not answered by the simulated agent: {q} {args[:1]}", {}]
+            found = op_session(args[0], time.time())
+            return [0, "Session active.", found] if found else [0, "No session active.", {}]
+        if not agent.isdigit():
             raise ApplicationError(ApplicationError.NO_SUCH_PROCEDURE, details.procedure)
         if q == "get_api":
             return api

@@ -70,3 +70,42 @@ def test_a_schedule_of_whole_periods_ends_after_the_last(tmp_path, monkeypatch):
     assert len(published_by(1.95)) == 20
     assert len(published_by(2.5)) == 20  # agent 0's third heartbeat, due at 2.0, is not sent
     assert block.ints[shm.SENT] == 20
+
+
+class RegisteringSession:
+    def register(self, handler, prefix, options=None):
+        self.handler, self.prefix = handler, prefix
+
+
+def test_simulated_agents_answer_get_api_and_status_as_ocs_agents_do():
+    from types import SimpleNamespace
+
+    from autobahn.wamp.exception import ApplicationError
+
+    session = RegisteringSession()
+    loadgen.answer_get_api(session, "observatory", 3, "BenchAgent")
+
+    def call(procedure: str, *args):
+        return session.handler(*args, details=SimpleNamespace(procedure=procedure))
+
+    api = call("observatory.bench-7", "get_api")
+    assert [p[0] for p in api["processes"]] == ["acq"]
+    assert [t[0] for t in api["tasks"]] == ["task1", "task2"]
+    code, message, acq = call("observatory.bench-7.ops", "status", "acq")
+    assert (code, message, acq["status"], acq["op_code"], acq["end_time"]) == (
+        0,
+        "Session active.",
+        "running",
+        3,
+        None,
+    )
+    assert isinstance(acq["data"]["timestamp"], float)
+    done = call("observatory.bench-7.ops", "status", "task1")[2]
+    assert (done["status"], done["success"], done["op_code"]) == ("done", True, 5)
+    assert done["end_time"] >= done["start_time"]
+    assert call("observatory.bench-7.ops", "status", "task2") == [0, "No session active.", {}]
+    # Anything but status is refused, as the exporter never sends it.
+    assert call("observatory.bench-7.ops", "start", "acq")[0] == -1
+    assert call("observatory.bench-7.ops", "status", "nope")[0] == -1
+    with pytest.raises(ApplicationError):
+        call("observatory.bench-7.feeds", "get_api")
