@@ -9,6 +9,10 @@ import time
 import pytest
 
 import testbed
+from exporter.http.status import StatusPage
+from exporter.state import AgentState
+from tests.support.fakes import FakeClock, heartbeat, session_answer
+from tests.support.pages import HOSTILE, session_rows
 
 AGENT_TIMEOUT = 2.0  # what the Exporter fixture passes as --agent-timeout
 
@@ -156,10 +160,19 @@ def chromium(*args: str, profile) -> subprocess.CompletedProcess:
     )
 
 
+def delay_task_session(exporter) -> dict | None:
+    """fake1's latest delay_task session as /api/agents has it, once it has ended."""
+    agents = json.loads(exporter.get("/api/agents")[2])
+    operations = agents.get("observatory.fake1", {}).get("operations", {})
+    session = operations.get("delay_task", {}).get("session")
+    return session if session and session["status"] == "done" else None
+
+
 def test_status_page_in_a_browser(bed, exporter, output_dir, tmp_path):
     exporter.wait_metric("ocs_agent_up", 1, instance_id="fake1")
     bed.client("fake1").delay_task(delay=0, succeed=False)
     exporter.wait_metric("ocs_op_code", 6, timeout=10, instance_id="fake1", operation="delay_task")
+    ended = testbed.wait_for(lambda: delay_task_session(exporter), 10, "delay_task's session")
     dom = chromium("--dump-dom", exporter.url + "/", profile=tmp_path / "p1")
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = dom.stdout.decode()
@@ -168,6 +181,16 @@ def test_status_page_in_a_browser(bed, exporter, output_dir, tmp_path):
     assert "UP" in row and "FakeDataAgent" in row and "observatory.fake1" in row
     assert "acq RUNNING" in row and "delay_task FAILED" in row
     assert 'data-instance-id="fake2"' in page
+    # The sessions under fake1's row: the failed run, as the agent told it, read as text.
+    rows = session_rows(page)
+    failed = rows["fake1", "delay_task"]
+    assert failed.cells[1:4] == ["done", "no", "failed"]
+    for started_or_ended in failed.cells[4:6]:
+        assert "UTC" in started_or_ended and "ago" in started_or_ended
+    texts = [text for _, text in failed.messages]
+    assert texts == [text for _, text in ended["messages"]]
+    assert texts[-2:] == ["Exited after 0.0 seconds", 'Status is now "done".']
+    assert rows["fake1", "acq"].cells[1:4] == ["running", "\u2014", "\u2014"]
     shot = output_dir / "status-page.png"
     shot.unlink(missing_ok=True)
     result = chromium(
@@ -178,3 +201,22 @@ def test_status_page_in_a_browser(bed, exporter, output_dir, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_session_messages_render_as_text_in_a_browser(tmp_path):
+    """A message with a script, quotes, an element with a handler and an ampersand, as the
+    exporter renders it, shown as text by Chromium: no script runs, no element appears."""
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    state.ingest(heartbeat("fake1", {"delay_task": 6}))
+    ended = session_answer("delay_task", 1, "done", False, HOSTILE)
+    state.set_session("observatory.fake1", "1795518440.6412797", "delay_task", ended)
+    page = tmp_path / "status.html"
+    page.write_text(StatusPage(state, lambda: True, "/metrics", clock=clock.time).render_page())
+    dom = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "p")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    shown = dom.stdout.decode()
+    assert "<title>OCS Exporter</title>" in shown  # the script would have renamed it
+    row = session_rows(shown)["fake1", "delay_task"]
+    assert [text for _, text in row.messages][-2:] == [HOSTILE, 'Status is now "done".']
+    assert row.elements == {"td", "span", "br", "time", "ol", "li"}
