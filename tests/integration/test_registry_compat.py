@@ -165,6 +165,7 @@ def test_api_agents_serves_the_same_data(bed, compat):
     served = json.loads(body)
     assert set(served) == set(over_wamp)
     for key, entry in served.items():
+        assert set(entry.pop("operations")) == set(entry["op_codes"])  # /api/agents' own
         assert set(entry) == set(over_wamp[key]) == KEYS
     for key in (address("reg-a"), address(REAL)):
         assert_same_entry(over_wamp[key], served[key])
