@@ -11,16 +11,20 @@ from .common import (
     GREY,
     OPCODE_MAPPING,
     SECONDS,
+    STALE_AFTER,
     UP_MAPPING,
     agent_class_variable,
     agent_variable,
     coloured_count,
+    data_age,
     frame,
     prop,
     query,
 )
 from .panels import (
+    counts_panel,
     label_panel,
+    outcomes_panel,
     stat_panel,
     table_panel,
     timeline_panel,
@@ -29,15 +33,18 @@ from .panels import (
 from .promql import (
     AGENT_INFO,
     AGENT_UP,
+    DATA_AGE,
     FAILED,
     FAILED_ENTRIES,
     OP_CODES,
     OPS_FAILED,
+    RUNS,
     SINCE_HEARTBEAT,
     UPTIME,
     agent_series,
     increase,
     merged,
+    newest,
 )
 
 UID = "ocs-agent"
@@ -88,6 +95,54 @@ def operations_table() -> table.Panel:
         )
         .override_by_name("Since last change", list(SECONDS))
         .override_by_name("FAILED in range", coloured_count(("green", None), ("red", 1)))
+    )
+
+
+def sessions_table() -> table.Panel:
+    columns = {
+        "operation": "Operation",
+        "Value #A": "Session started",
+        "Value #B": "Session ended",
+        "Value #C": "Last message",
+        "Value #D": "Data age",
+        "Value #E": "Runs in range",
+        "Value #F": "Crashed in range",
+    }
+    # Grafana's date units read milliseconds.
+    times = [
+        f"1000 * {newest(f'ocs_op_session_{name}_timestamp_seconds')}"
+        for name in ("start", "end", "last_message")
+    ]
+    runs = f"round(sum without (outcome) ({increase(RUNS, '$__range')}))"
+    crashed = agent_series("ocs_op_runs_total", 'outcome="crashed"')
+    return (
+        table_panel(
+            18,
+            "Latest sessions",
+            "Each operation's latest session, as the exporter read it with status"
+            " (--collector.sessions) when the operation's state changed, and every"
+            " --collector.sessions.interval while it runs: when it started and ended (empty"
+            " while it runs), its last message (the status page shows the messages"
+            " themselves), and the age of the newest timestamp in its session data (empty when"
+            f" it keeps none; from {STALE_AFTER:g} s a running process is OcsProcessStale)."
+            " Runs and crashed runs: finished sessions over the time range.",
+            [
+                *times,
+                DATA_AGE,
+                runs,
+                f"round({increase(crashed, '$__range', without='instance, outcome')})",
+            ],
+            columns,
+            ["Time", "job", "agent_address", "instance_id", "agent_class"],
+            height=8,
+            sort_by="Operation",
+        )
+        .override_by_name("Session started", [prop("unit", "dateTimeAsIso")])
+        .override_by_name("Session ended", [prop("unit", "dateTimeAsIso")])
+        .override_by_name("Last message", [prop("unit", "dateTimeAsIso")])
+        .override_by_name("Data age", data_age())
+        .override_by_name("Runs in range", [prop("decimals", 0)])
+        .override_by_name("Crashed in range", coloured_count(("green", None), ("red", 1)))
     )
 
 
@@ -240,7 +295,7 @@ def build(job: str) -> dashboard.Dashboard:
             )
         )
         .with_panel(
-            timeseries_panel(
+            counts_panel(
                 16,
                 "Operation transitions",
                 "Entries of each operation into each state (operation → state), per rate"
@@ -251,12 +306,38 @@ def build(job: str) -> dashboard.Dashboard:
                     increase(agent_series("ocs_op_transitions_total"), "$__rate_interval"),
                     "{{operation}} → {{to}}",
                 ),
-                "short",
                 size=(24, 8),
             )
-            .draw_style(vizmodel.GraphDrawStyle.BARS)
-            .fill_opacity(60)
-            .decimals(0)
+        )
+        .with_panel(sessions_table())
+        .with_panel(
+            outcomes_panel(
+                19,
+                "Run outcomes",
+                "Finished runs of each operation per rate interval (operation → outcome):"
+                " succeeded; failed (it reported failure); crashed (it raised an exception: a"
+                " task's crash is OcsTaskCrashed); error (called badly). Each run counted once,"
+                " when the exporter reads its finished session.",
+                query(increase(RUNS, "$__rate_interval"), "{{operation}} → {{outcome}}"),
+                size=(12, 8),
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                20,
+                "Session data age",
+                "Age of the newest timestamp in each operation's session data, for operations"
+                " that keep one (session.data keys of --collector.sessions.data-keys). A running"
+                " process's line stays low (up to the sessions interval plus a scrape interval);"
+                " a ramp means its data stopped moving: above the line, OcsProcessStale. It"
+                " also ramps once an operation stops.",
+                query(DATA_AGE, "{{operation}}"),
+                "s",
+                size=(12, 8),
+                thresholds=(("green", None), ("red", STALE_AFTER)),
+            ).thresholds_style(
+                viz.GraphThresholdsStyleConfig().mode(vizmodel.GraphTresholdsStyleMode.LINE)
+            )
         )
         .with_row(dashboard.Row("Heartbeat history").id(8).datasource(DATASOURCE))
         .with_panel(

@@ -1,8 +1,13 @@
 """What the three dashboards share: the dashboard frame, the `datasource`, `job` and agent
-variables, the job-scoped query helper, value mappings and field config pieces."""
+variables, the job-scoped query helper, value mappings and field config pieces, and the alert
+thresholds they colour by."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import yaml
 from grafana_foundation_sdk.builders import dashboard, prometheus
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
@@ -26,6 +31,31 @@ OPCODES = {
     7: ("EXPIRED", "dark-purple"),
     8: ("DEGRADED", "orange"),
 }
+
+# How a finished run ended (ocs_op_runs_total's outcome label) -> colour.
+OUTCOME_COLOURS = {
+    "succeeded": "green",
+    "failed": "orange",
+    "crashed": "red",
+    "error": "purple",
+}
+
+RULES = Path(__file__).resolve().parents[1] / "alerts" / "ocs-rules.yml"
+
+
+def alert_threshold(alert: str, rules: Path = RULES) -> float:
+    """The number an alert's expression compares with (`... ) > N`), read from the rule
+    file, so that a panel colours by the threshold the alert uses."""
+    for group in yaml.safe_load(rules.read_text())["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == alert:
+                (number,) = re.findall(r"\)\s*>\s*([0-9.]+)", rule["expr"])
+                return float(number)
+    raise KeyError(f"no alert {alert} in {rules}")
+
+
+# OcsProcessStale's threshold: the age at which a running process's data is stale.
+STALE_AFTER = alert_threshold("OcsProcessStale")
 
 # ---------------------------------------------------------------------------- queries
 
@@ -201,3 +231,11 @@ def coloured_count(*colours: tuple[str, float | None]) -> list[model.DynamicConf
 
 def transformation(kind: str, **options: object) -> model.DataTransformerConfig:
     return model.DataTransformerConfig(id_val=kind, options=options)
+
+
+def data_age() -> list[model.DynamicConfigValue]:
+    """A table column of data ages in seconds, red from OcsProcessStale's threshold."""
+    return [
+        prop("unit", "s"),
+        *coloured_count(("green", None), ("orange", STALE_AFTER / 2), ("red", STALE_AFTER)),
+    ]

@@ -255,4 +255,33 @@ def build(job: str) -> dashboard.Dashboard:
                 6,
             )
         )
+        .with_panel(
+            graph(
+                17,
+                "Session queries",
+                "status calls per second the exporter made to read operations' sessions"
+                " (--collector.sessions: when an op code changes, and every"
+                " --collector.sessions.interval for running operations), by result. timeout: an"
+                " agent did not answer within 10 s; error: the router or the agent refused (the"
+                " router's role must allow calling .ops); invalid: the answer was not a session.",
+                rate("ocs_exporter_session_queries_total"),
+                "cps",
+                12,
+                "{{result}} ({{instance}})",
+            )
+        )
+        .with_panel(
+            graph(
+                18,
+                "Invalid session answers by reason",
+                "Answers to status the exporter refused, per second, by reason (not_a_status,"
+                " unknown_operation, bad_field, bad_timestamp), and answers it kept trimmed"
+                " (trimmed: more messages or longer texts than OCS sends). Above zero: some agent"
+                " answers status otherwise than OCS does (another OCS version, or not OCS).",
+                rate("ocs_exporter_session_answers_invalid_total"),
+                "cps",
+                12,
+                "{{reason}} ({{instance}})",
+            )
+        )
     )

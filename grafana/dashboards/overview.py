@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard, table
+from grafana_foundation_sdk.models import dashboard as model
 
 from .common import (
     GREY,
     OPCODE_MAPPING,
     ROUTER_MAPPING,
     SECONDS,
+    STALE_AFTER,
     UP_MAPPING,
     agent_class_variable,
     agent_variable,
     all_values,
     coloured_count,
+    data_age,
     frame,
     prop,
     query,
     value_map,
 )
 from .panels import (
+    outcomes_panel,
     stat_panel,
     table_panel,
     timeline_panel,
@@ -27,15 +31,19 @@ from .panels import (
 from .promql import (
     AGENT_INFO,
     AGENT_UP,
+    DATA_AGE,
     EXPECTED_INFO,
     FAILED_ENTRIES,
     OP_CODES,
     OPS_FAILED,
+    RUNS,
     SINCE_HEARTBEAT,
     UPTIME,
     agent_series,
     increase,
     merged,
+    newest,
+    of_running_processes,
     series,
 )
 
@@ -48,6 +56,17 @@ LINK = (
 
 
 RED_FROM_1 = (("green", None), ("red", 1))
+
+
+def agent_link() -> list[model.DynamicConfigValue]:
+    """A column of instance-ids linking to each agent's dashboard."""
+    # A data link as Grafana stores it: the SDK has no model for one inside an override.
+    return [
+        prop(
+            "links",
+            [{"title": "Agent dashboard for ${__value.text}", "url": LINK, "targetBlank": False}],
+        )
+    ]
 
 
 def agents_table() -> table.Panel:
@@ -83,22 +102,7 @@ def agents_table() -> table.Panel:
             height=10,
             sort_by="State",
         )
-        # A data link as Grafana stores it: the SDK has no model for one inside an override.
-        .override_by_name(
-            "Instance ID",
-            [
-                prop(
-                    "links",
-                    [
-                        {
-                            "title": "Agent dashboard for ${__value.text}",
-                            "url": LINK,
-                            "targetBlank": False,
-                        }
-                    ],
-                )
-            ],
-        )
+        .override_by_name("Instance ID", agent_link())
         .override_by_name(
             "State",
             [
@@ -133,6 +137,39 @@ def agents_table() -> table.Panel:
         .override_by_name(
             "Restarts (24h)", coloured_count(("green", None), ("orange", 1), ("red", 3))
         )
+    )
+
+
+def process_data_table() -> table.Panel:
+    columns = {
+        "instance_id": "Agent",
+        "operation": "Process",
+        "agent_class": "Agent class",
+        "Value #A": "Data age",
+        "Value #B": "Session running for",
+    }
+    running_for = "time() - " + newest("ocs_op_session_start_timestamp_seconds")
+    return (
+        table_panel(
+            10,
+            "Process data age",
+            "Every RUNNING process that keeps a data timestamp in its session (session.data"
+            " keys timestamp, last_updated, last_update: --collector.sessions.data-keys), the"
+            " oldest data first. Data age: since the newest timestamp the exporter read; red"
+            f" from {STALE_AFTER:g} s, when OcsProcessStale fires: the process says it runs but"
+            " produces nothing. The exporter reads a running session every"
+            " --collector.sessions.interval (30 s), so a healthy process reads up to that plus"
+            " a scrape interval old. Processes without such a timestamp are not listed.",
+            [of_running_processes(DATA_AGE), of_running_processes(running_for)],
+            columns,
+            ["Time", "job", "agent_address"],
+            height=8,
+            sort_by="Data age",
+            descending=True,
+        )
+        .override_by_name("Agent", agent_link())
+        .override_by_name("Data age", data_age())
+        .override_by_name("Session running for", list(SECONDS))
     )
 
 
@@ -241,4 +278,21 @@ def build(job: str) -> dashboard.Dashboard:
                 size=(24, 16),
             )
         )
+        .with_panel(
+            outcomes_panel(
+                9,
+                "Run outcomes",
+                "Finished runs of the selected agents' operations per rate interval, by how"
+                " they ended: succeeded; failed (the operation reported failure); crashed (it"
+                " raised an exception, its message starts CRASH:; alert OcsTaskCrashed for"
+                " tasks); error (called badly, ERROR:). Counted once per run by the exporter,"
+                " from the sessions it reads when an operation's state changes"
+                " (--collector.sessions).",
+                query(
+                    f"sum by (job, outcome) ({increase(RUNS, '$__rate_interval')})", "{{outcome}}"
+                ),
+                size=(24, 8),
+            )
+        )
+        .with_panel(process_data_table())
     )

@@ -20,7 +20,17 @@ from grafana_foundation_sdk.builders import (
 from grafana_foundation_sdk.models import common as vizmodel
 from grafana_foundation_sdk.models import dashboard as model
 
-from .common import DATASOURCE, GREEN, GREY, by_thresholds, query, steps, transformation
+from .common import (
+    DATASOURCE,
+    GREEN,
+    GREY,
+    OUTCOME_COLOURS,
+    by_thresholds,
+    prop,
+    query,
+    steps,
+    transformation,
+)
 
 Size = tuple[int, int]
 Steps = tuple[tuple[str, float | None], ...]
@@ -153,6 +163,40 @@ def timeseries_panel(
     )
 
 
+def counts_panel(
+    panel_id: int,
+    title: str,
+    description: str,
+    target: prometheus.Dataquery,
+    *,
+    size: Size,
+) -> timeseries.Panel:
+    """Whole counts per interval as bars, one per series."""
+    return (
+        timeseries_panel(panel_id, title, description, target, "short", size=size)
+        .draw_style(vizmodel.GraphDrawStyle.BARS)
+        .fill_opacity(60)
+        .decimals(0)
+    )
+
+
+def outcomes_panel(
+    panel_id: int,
+    title: str,
+    description: str,
+    target: prometheus.Dataquery,
+    *,
+    size: Size,
+) -> timeseries.Panel:
+    """Counts of finished runs as bars, each series coloured by the outcome its name ends
+    with (the legend's last word)."""
+    panel = counts_panel(panel_id, title, description, target, size=size)
+    for outcome, colour in OUTCOME_COLOURS.items():
+        fixed = {"mode": "fixed", "fixedColor": colour}
+        panel = panel.override_by_regexp(f"{outcome}$", [prop("color", fixed)])
+    return panel
+
+
 def table_panel(
     panel_id: int,
     title: str,
@@ -163,10 +207,12 @@ def table_panel(
     *,
     height: int,
     sort_by: str,
+    descending: bool = False,
 ) -> table.Panel:
     """A full-width table of instant queries (refIds A, B, ...) merged into one row per
     series: `columns` (field -> header) in that order, `hidden` fields left out, rows sorted
-    by the column `sort_by`. Field overrides are the caller's.
+    by the column `sort_by` (largest first if `descending`). Field overrides are the
+    caller's.
 
     The SDK's table builder has no field defaults: Grafana's (align auto, no inspect) apply.
     """
@@ -189,5 +235,5 @@ def table_panel(
         .show_header(True)
         .cell_height(vizmodel.TableCellHeight.SM)
         .footer(viz.TableFooterOptions().show(False).reducer(["sum"]).count_rows(False).fields(""))
-        .sort_by([viz.TableSortByFieldState().display_name(sort_by).desc(False)])
+        .sort_by([viz.TableSortByFieldState().display_name(sort_by).desc(descending)])
     )

@@ -67,3 +67,26 @@ FAILED_ENTRIES = (
     f"round(sum({increase(agent_series('ocs_op_transitions_total', FAILED), '$__range')}))"
     " or vector(0)"
 )
+
+
+# Operation sessions, as the exporter reads them (--collector.sessions). Each value is the
+# newest any replica read: a replica cut off from the router keeps the ones it read last.
+PROCESS = 'op_type="process"'
+RUNS = agent_series("ocs_op_runs_total")
+
+
+def newest(metric: str, *matchers: str) -> str:
+    """The newest value of a per-operation timestamp any replica read."""
+    return merged("max", agent_series(metric, *matchers))
+
+
+DATA_AGE = f"time() - {newest('ocs_op_data_timestamp_seconds')}"
+RUNNING_PROCESSES = (
+    f"{merged('max', agent_series('ocs_op_code') + ' == 3')}"
+    f" and on (job, agent_address, operation) {newest('ocs_op_info', PROCESS)}"
+)
+
+
+def of_running_processes(expr: str) -> str:
+    """`expr`, a value per operation, kept for the processes that are RUNNING."""
+    return f"{expr} and on (job, agent_address, operation) ({RUNNING_PROCESSES})"

@@ -81,6 +81,12 @@ AGENT_METRICS = (
     "ocs_op_info",
     "ocs_op_last_change_timestamp_seconds",
     "ocs_op_transitions_total",
+    "ocs_op_session_start_timestamp_seconds",
+    "ocs_op_session_end_timestamp_seconds",
+    "ocs_op_session_last_message_timestamp_seconds",
+    "ocs_op_data_timestamp_seconds",
+    "ocs_op_runs_total",
+    "ocs_op_session_duration_seconds",
 )
 
 

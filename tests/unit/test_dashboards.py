@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 import pytest
 import yaml
 
+from exporter.sessions import OUTCOMES
 from tests.support.dashboards import (
     AGENT_DASHBOARDS,
     AGENT_METRICS,
@@ -46,6 +47,7 @@ from tests.support.dashboards import (
     variable_query,
     variables,
 )
+from tests.support.timing import Settings, timing
 
 
 def value_mappings(panel: dict) -> list[dict[str, dict]]:
@@ -60,9 +62,12 @@ def value_mappings(panel: dict) -> list[dict[str, dict]]:
 
 
 def shows_op_codes(panel: dict) -> bool:
-    """Whether the panel displays op code values (a count of operations does not)."""
+    """Whether the panel displays op code values: a target's value is read from ocs_op_code,
+    its first series (a count of operations does not, nor a value of another series kept
+    for RUNNING operations, `... and ocs_op_code == 3`)."""
     return any(
-        "ocs_op_code" in target["expr"] and not target["expr"].lstrip().startswith("count")
+        series_selectors(target["expr"])[0][0] == "ocs_op_code"
+        and not target["expr"].lstrip().startswith("count")
         for target in panel.get("targets", [])
     )
 
@@ -204,10 +209,21 @@ def test_overview_shows_operation_states_over_time():
             assert target["legendFormat"] == "{{instance_id}} {{operation}}"
 
 
-def test_overview_agent_table_links_to_the_agent_dashboard():
+def test_overview_tables_link_agents_to_the_agent_dashboard():
     tables = [p for p in panels(dashboards()["ocs-overview"]) if p["type"] == "table"]
-    assert len(tables) == 1
-    (table,) = tables
+    assert [table["title"] for table in tables] == ["Agents", "Process data age"]
+    for table in tables:
+        assert_links_agents(table)
+    # The up/down column reads as text.
+    assert any(
+        options.get("0", {}).get("text") == "DOWN" and options.get("1", {}).get("text") == "UP"
+        for options in value_mappings(tables[0])
+    )
+
+
+def assert_links_agents(table: dict) -> None:
+    """Instant table queries, merged, their instance-id column linking to the agent
+    dashboard."""
     for target in table["targets"]:
         assert target["instant"] is True
         assert target.get("range") is False
@@ -233,11 +249,6 @@ def test_overview_agent_table_links_to_the_agent_dashboard():
         assert "${datasource:queryparam}" in url or "var-datasource=${datasource}" in url
         # The agent dashboard opens on the job the overview shows.
         assert "${job:queryparam}" in url or "var-job=${job}" in url
-    # The up/down column reads as text.
-    assert any(
-        options.get("0", {}).get("text") == "DOWN" and options.get("1", {}).get("text") == "UP"
-        for options in value_mappings(table)
-    )
 
 
 def panel(uid: str, title: str) -> dict:
@@ -322,6 +333,92 @@ def test_agent_dashboard_shows_restarts_uptime_transitions_and_heartbeat_gaps():
     assert gap["fieldConfig"]["defaults"]["unit"] == "s"
 
 
+def stale_after() -> float:
+    """OcsProcessStale's threshold, as the timing table reads it from the shipped rules."""
+    return dict(timing("OcsProcessStale", Settings.shipped()).other)["data age"]
+
+
+def overrides(panel: dict) -> dict[str, dict[str, object]]:
+    """Each field override's properties by the name or pattern it matches."""
+    return {
+        override["matcher"]["options"]: {
+            prop["id"]: prop["value"] for prop in override["properties"]
+        }
+        for override in panel["fieldConfig"]["overrides"]
+    }
+
+
+def red_from(properties: dict[str, object]) -> float:
+    (red,) = [step["value"] for step in properties["thresholds"]["steps"] if step["color"] == "red"]
+    return red
+
+
+def assert_outcomes_coloured(panel: dict) -> None:
+    """Bars, each outcome in a colour of its own whatever the operation before it."""
+    assert panel["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars"
+    colours = {
+        override["matcher"]["options"]: override["properties"][0]["value"]["fixedColor"]
+        for override in panel["fieldConfig"]["overrides"]
+        if override["matcher"]["id"] == "byRegexp"
+    }
+    assert set(colours) == {f"{outcome}$" for outcome in OUTCOMES}
+    assert len(set(colours.values())) == len(OUTCOMES)
+    assert panel["targets"][0]["legendFormat"].endswith("{{outcome}}")
+
+
+def test_overview_shows_run_outcomes_and_the_data_age_of_running_processes():
+    outcomes = panel("ocs-overview", "Run outcomes")
+    assert exprs(outcomes) == [
+        'sum by (job, outcome) (max without (instance) (increase(ocs_op_runs_total{job="$job",'
+        ' agent_class=~"$agent_class", instance_id=~"$agent"}[$__rate_interval])))'
+    ]
+    assert_outcomes_coloured(outcomes)
+    table = panel("ocs-overview", "Process data age")
+    age, running_for = exprs(table)
+    assert age.startswith("time() - max without (instance) (ocs_op_data_timestamp_seconds{")
+    assert running_for.startswith("time() - max without (instance) (ocs_op_session_start_")
+    for expr in (age, running_for):
+        # RUNNING processes only, as OcsProcessStale takes them.
+        assert "(ocs_op_code{" in expr and "} == 3)" in expr
+        assert 'ocs_op_info{job="$job", op_type="process", ' in expr
+    columns = renamed_columns(table)
+    assert {"instance_id": "Agent", "operation": "Process"}.items() <= columns.items()
+    assert table["options"]["sortBy"] == [{"displayName": "Data age", "desc": True}]
+    assert red_from(overrides(table)["Data age"]) == stale_after()
+
+
+def test_agent_dashboard_shows_each_operations_latest_session_and_run_outcomes():
+    table = panel("ocs-agent", "Latest sessions")
+    columns = renamed_columns(table)
+    by_column = {
+        columns[f"Value #{target['refId']}"]: " ".join(target["expr"].split())
+        for target in table["targets"]
+    }
+    for column, name in [
+        ("Session started", "start"),
+        ("Session ended", "end"),
+        ("Last message", "last_message"),
+    ]:
+        # Grafana's date units read milliseconds.
+        assert by_column[column].startswith(
+            f"1000 * max without (instance) (ocs_op_session_{name}_timestamp_seconds{{"
+        )
+        assert overrides(table)[column] == {"unit": "dateTimeAsIso"}
+    assert "(ocs_op_data_timestamp_seconds{" in by_column["Data age"]
+    assert red_from(overrides(table)["Data age"]) == stale_after()
+    assert 'ocs_op_runs_total{job="$job", outcome="crashed", ' in by_column["Crashed in range"]
+    assert "[$__range]" in by_column["Runs in range"]
+    assert_outcomes_coloured(panel("ocs-agent", "Run outcomes"))
+    age = panel("ocs-agent", "Session data age")
+    assert exprs(age) == [
+        'time() - max without (instance) (ocs_op_data_timestamp_seconds{job="$job",'
+        ' agent_class=~"$agent_class", instance_id=~"$agent"})'
+    ]
+    defaults = age["fieldConfig"]["defaults"]
+    assert defaults["custom"]["thresholdsStyle"] == {"mode": "line"}
+    assert red_from(defaults) == stale_after()
+
+
 def test_exporter_dashboard_shows_its_self_metrics():
     queries = " ".join(expr for _, _, expr in panel_queries(("ocs-exporter",)))
     for metric in (
@@ -329,6 +426,8 @@ def test_exporter_dashboard_shows_its_self_metrics():
         "ocs_exporter_agents{",
         "rate(ocs_exporter_heartbeats_refused_total{",
         "rate(ocs_exporter_agents_forgotten_total{",
+        "rate(ocs_exporter_session_queries_total{",
+        "rate(ocs_exporter_session_answers_invalid_total{",
     ):
         assert metric in queries, metric
 
