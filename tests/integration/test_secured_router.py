@@ -159,3 +159,56 @@ def test_bad_tls_files_are_config_errors(secured, run_exporter, tmp_path):
     assert code == 2 and "wss://" in err
     code, _, err = run_exporter("--site-file", str(bed.site_file), "--wamp.authid", "exporter")
     assert code == 2 and "OCS_EXPORTER_WAMP_SECRET" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("variant", ["op-types", "sessions"])
+def test_role_variants(tmp_path_factory, variant):
+    """The shipped roles, verbatim, on a real crossbar: both let the exporter call get_api;
+    only the sessions role lets it call <root>.<id>.ops, which the op-types role refuses
+    (each status counted as an error, logged once with the role that allows it)."""
+    workdir = tmp_path_factory.mktemp(f"role-{variant}")
+    ca = make_authority(workdir, "router-ca")
+    server = ca.issue_server(workdir, "router")
+    role_file = testbed.EXPORTER_ROLE_FILE.with_name(f"exporter-role-{variant}.json")
+    bed = Testbed(
+        workdir,
+        secured=testbed.Secured(
+            port=testbed.free_port(),
+            key=server.key,
+            certificate=server.cert,
+            tickets={"exporter": TICKET},
+            role_file=role_file,
+        ),
+    )
+    try:
+        bed.router.start()
+        bed.start_agent("role1", "--mode", "acq")  # acq and count run from the start
+        (workdir / "ticket").write_text(TICKET + "\n")
+        exporter = bed.start_exporter(
+            *("--site-hub", bed.router.secured.url, "--wamp.tls-ca-file", str(ca.cert)),
+            *("--wamp.authid", "exporter", "--wamp.secret-file", str(workdir / "ticket")),
+            *("--collector.sessions.interval", "1s"),
+        )
+        exporter.wait_metric("ocs_op_info", 1, instance_id="role1", operation="acq")
+        result = "ok" if variant == "sessions" else "error"
+
+        def answered(count: int):
+            metrics = exporter.metrics()
+            done = metrics.get("ocs_exporter_session_queries_total", result=result) >= count
+            return metrics if done else None
+
+        metrics = testbed.wait_for(lambda: answered(3), 30, f"3 status calls {result}")
+        other = "error" if variant == "sessions" else "ok"
+        assert metrics.get("ocs_exporter_session_queries_total", result=other) == 0
+        assert metrics.get("ocs_exporter_op_type_queries_total", result="failed") == 0
+        refused = [line for line in exporter.log().splitlines() if "not_authorized" in line]
+        if variant == "sessions":
+            acq = {"instance_id": "role1", "operation": "acq"}
+            start = metrics.get("ocs_op_session_start_timestamp_seconds", **acq)
+            assert start is not None and not refused
+        else:
+            [line] = refused
+            assert "status of" in line and "exporter-role-sessions.json" in line
+        assert bed.client("role1").acq.status().session["status"] == "running"
+    finally:
+        bed.stop()
