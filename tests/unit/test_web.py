@@ -30,6 +30,7 @@ from exporter.http.web import AgentsJSON, MetricsPage, make_site, negotiate, res
 from exporter.service import AUTH_EXEMPT
 from exporter.state import AgentState
 from exporter.wamp.registry_compat import registry_data
+from testbed import ROOT
 from tests.support.fakes import FakeClock, heartbeat, session_answer
 from tests.support.pages import HOSTILE
 from tests.support.webconfig import HASH, PASSWORD, WRONG, InlineThread, creds
@@ -393,3 +394,22 @@ def test_api_agents_adds_each_operations_latest_session_to_the_registry_data():
         },
         "count": {"session": None},  # never run
     }
+
+
+def test_the_documented_json_is_what_api_agents_serves():
+    """docs/metrics.md: the example parses, and it and the field table name exactly the
+    fields of a session as served."""
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    section = text[text.index("### `/api/agents`") :]
+    example = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    [entry] = example.values()
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    state.ingest(heartbeat("fake1", {"acq": 3}))
+    state.set_session("observatory.fake1", "1795518440.6412797", "acq", session_answer("acq"))
+    [served] = json.loads(AgentsJSON(state).body()).values()
+    assert list(entry) == list(served)
+    session = served["operations"]["acq"]["session"]
+    assert list(entry["operations"]["delay_task"]["session"]) == list(session)
+    table = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    assert [name.strip("` ") for row in table for name in row.split(",")] == list(session)
