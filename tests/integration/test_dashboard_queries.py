@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import testbed
+from exporter.sessions import OUTCOMES
 from tests.support.dashboards import (
     AGENT_DASHBOARDS,
     ALL_VARIABLES,
@@ -42,7 +43,8 @@ AGENT = "dash1"
 @pytest.fixture(scope="module")
 def prometheus(bed, tmp_path_factory):
     """One exporter, scraped by one Prometheus as two jobs (JOBS) every second; agent dash1
-    runs acq and its delay_task has FAILED, and every job has samples enough for rates."""
+    runs acq and its delay_task has FAILED, the exporter has read both sessions (start, end,
+    data timestamp, runs), and every job has samples enough for rates."""
     bed.start_agent(AGENT, "--mode", "acq", "--sample-rate", "1")
     exporter = bed.start_exporter()
     target = f"127.0.0.1:{exporter.port}"
@@ -57,14 +59,18 @@ def prometheus(bed, tmp_path_factory):
         prom.start()
         bed.client(AGENT).delay_task(delay=0, succeed=False)
         failed = f'instance_id="{AGENT}", operation="delay_task"'
+        acq = f'instance_id="{AGENT}", operation="acq"'
         testbed.wait_for(
             lambda: all(
                 prom.query(f'ocs_op_code{{job="{job}", {failed}}} == 6')
+                and prom.query(f'ocs_op_session_end_timestamp_seconds{{job="{job}", {failed}}}')
+                and prom.query(f'ocs_op_data_timestamp_seconds{{job="{job}", {acq}}}')
                 and prom.query(f'rate(ocs_exporter_heartbeats_total{{job="{job}"}}[15s]) > 0')
                 for job in JOBS
             ),
             60,
-            f"{AGENT}'s FAILED delay_task and heartbeat rates of every job in Prometheus",
+            f"{AGENT}'s FAILED delay_task, its sessions and heartbeat rates of every job in"
+            " Prometheus",
         )
         yield prom
     finally:
@@ -161,8 +167,9 @@ def replica_series(instance: str, joined: bool) -> list[dict]:
 
     A down agent stopped heartbeating at 100 s; a replica that is cut off hears nothing after
     300 s, so it reads every agent down and every op code EXPIRED (7), measures a growing
-    heartbeat gap, and saw operations change later than the joined one (it first saw them
-    later). fake1 restarted at 150 s; its delay_task failed, ran again and failed at 315 s.
+    heartbeat gap, saw operations change later than the joined one (it first saw them
+    later), and keeps the sessions it read last. fake1 restarted at 150 s; its delay_task
+    failed, ran again and failed at 315 s.
     """
     series = []
 
@@ -214,12 +221,47 @@ def replica_series(instance: str, joined: bool) -> list[dict]:
             if instance_id not in UNTYPED:
                 op_type = "process" if operation in PROCESSES else "task"
                 add("ocs_op_info", {**op, "op_type": op_type}, "1x40")
+            for metric, extra, values in session_series(code, heartbeating, joined):
+                add(metric, {**op, **extra}, values)
             if code == 6:  # failed again at 315 s: missed by a replica cut off at 300 s
                 again = "1x20 2x20" if joined else "1x40"
                 add("ocs_op_transitions_total", {**op, "to": "RUNNING"}, again)
                 add("ocs_op_transitions_total", {**op, "to": "FAILED"}, again)
             else:
                 add("ocs_op_transitions_total", {**op, "to": OPCODES[str(code)]}, "1x40")
+    return series
+
+
+def session_series(code: int, heartbeating: bool, joined: bool) -> list[tuple[str, dict, str]]:
+    """(metric, labels beyond the operation's, values) of the sessions and runs of an
+    operation whose op code is `code` while its agent is up.
+
+    None for an operation never run. Running ones started at 50 s and keep data moving (on a
+    replica cut off at 300 s it stops there, on a down agent at 100 s); only RUNNING ones keep
+    a data timestamp. The FAILED task ran from 0 to 10 s and again from 310 to 315 s, which a
+    replica cut off at 300 s missed; the SUCCEEDED process ended at 20 s.
+    """
+    if code == 1:
+        return []
+    again = joined and code == 6
+    counted = {6: ("failed", "1x20 2x20" if again else "1x40"), 5: ("succeeded", "1x40")}
+    outcome, runs = counted.get(code, ("", ""))
+    series = [
+        ("ocs_op_runs_total", {"outcome": name}, runs if name == outcome else "0x40")
+        for name in OUTCOMES
+    ]
+    if code in (5, 6):
+        end = "10x20 315x20" if again else ("10x40" if code == 6 else "20x40")
+        start, last = ("0x20 310x20" if again else "0x40"), end
+        series.append(("ocs_op_session_end_timestamp_seconds", {}, end))
+    else:
+        start = "50x40"
+        moving = "0+15x40" if joined else "0+15x20 300x19"
+        last = moving if heartbeating else "0+15x6 100x33"
+        if code == 3:
+            series.append(("ocs_op_data_timestamp_seconds", {}, last))
+    series.append(("ocs_op_session_start_timestamp_seconds", {}, start))
+    series.append(("ocs_op_session_last_message_timestamp_seconds", {}, last))
     return series
 
 
