@@ -11,6 +11,7 @@ timestamp.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from exporter.interning import InternTable
@@ -46,7 +47,9 @@ _TEXTS: InternTable[str, str] = InternTable(lambda text: text, 10_000)
 
 
 class OpSession(NamedTuple):
-    """An operation's session as far as the exporter uses it; never its data."""
+    """An operation's session as far as the exporter uses it; never its data. Thousands
+    are held, so its messages are kept flat (time, text, time, text, ...): read them as
+    ``messages``."""
 
     session_id: int  # OCS's counter of sessions per agent run (restarts at 0)
     status: str  # one of STATUSES
@@ -55,9 +58,18 @@ class OpSession(NamedTuple):
     start_time: float | None
     end_time: float | None  # None until done
     outcome: str | None  # one of OUTCOMES once done
-    last_message_time: float | None
     data_time: float | None  # newest numeric timestamp among the data keys
-    messages: tuple[tuple[float, str], ...]  # the last MAX_MESSAGES, texts cut
+    log: tuple[float | str, ...] = ()  # the last MAX_MESSAGES, texts cut, flat
+
+    @property
+    def messages(self) -> tuple[tuple[float, str], ...]:
+        """The last MAX_MESSAGES messages as (Unix time, text), oldest first."""
+        log = self.log
+        return tuple(zip(log[::2], log[1::2], strict=True))  # type: ignore[arg-type]
+
+    @property
+    def last_message_time(self) -> float | None:
+        return self.log[-2] if self.log else None  # type: ignore[return-value]
 
     @property
     def done(self) -> bool:
@@ -102,13 +114,15 @@ def data_time(data: dict, keys: tuple[str, ...] = DATA_KEYS) -> float | None:
     return max(found) if found else None
 
 
-def _messages(entries: object) -> tuple[tuple[tuple[float, str], ...], bool]:
-    """The last MAX_MESSAGES entries as (time, text), texts cut, and whether the list or a
-    text was beyond what OCS sends."""
+def _messages(entries: object, *times: float | None) -> tuple[tuple[float | str, ...], bool]:
+    """The last MAX_MESSAGES entries flat (time, text, ...), texts cut, and whether the
+    list or a text was beyond what OCS sends. A message at one of ``times`` (OCS stamps
+    the status changes with the session's start and end) shares its float."""
     if type(entries) is not list:
         raise InvalidSession("bad_field", "messages is not a list")
     trimmed = len(entries) > MESSAGES_LIMIT
-    kept = []
+    shared = {t: t for t in times if t is not None}
+    log: list[float | str] = []
     for entry in entries[-MAX_MESSAGES:]:
         if type(entry) not in (list, tuple) or len(entry) != 2 or type(entry[1]) is not str:
             raise InvalidSession("bad_field", f"message {entry!r:.40}")
@@ -116,16 +130,16 @@ def _messages(entries: object) -> tuple[tuple[tuple[float, str], ...], bool]:
         if when is None:
             raise InvalidSession("bad_timestamp", f"message time {entry[0]!r:.40}")
         trimmed = trimmed or len(text) > TEXT_LIMIT
-        kept.append((when, _TEXTS[text[:MESSAGE_CHARS]]))
-    return tuple(kept), trimmed
+        log += (shared.get(when, when), _TEXTS[text[:MESSAGE_CHARS]])
+    return tuple(log), trimmed
 
 
-def outcome(success: bool | None, messages: tuple[tuple[float, str], ...]) -> str:
+def outcome(success: bool | None, texts: Sequence[str]) -> str:
     """How a finished run ended. A failure is told by its message, the last one that is not
     a status change: OCS adds it just before 'Status is now "done".'."""
     if success is True:
         return "succeeded"
-    for _, text in reversed(messages):
+    for text in reversed(texts):
         if not text.startswith(_STATUS_CHANGE):
             if text.startswith("CRASH:"):
                 return "crashed"
@@ -157,7 +171,7 @@ def read_status(
     done = status == "done"
     start = _required_time(session, "start_time")
     end = _required_time(session, "end_time") if done else None
-    messages, trimmed = _messages(session.get("messages"))
+    log, trimmed = _messages(session.get("messages"), start, end)
     parsed = OpSession(
         session_id=session_id,
         status=STATUSES[STATUSES.index(status)],  # the shared string, not the wire's
@@ -165,10 +179,9 @@ def read_status(
         success=success,
         start_time=start,
         end_time=end,
-        outcome=outcome(success, messages) if done else None,
-        last_message_time=messages[-1][0] if messages else None,
+        outcome=outcome(success, log[1::2]) if done else None,  # type: ignore[arg-type]
         data_time=data_time(data, data_keys),
-        messages=messages,
+        log=log,
     )
     return parsed, trimmed
 

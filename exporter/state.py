@@ -108,8 +108,10 @@ class _Agent:
 
 # (operation, OpCode) keys of AgentRecord.transitions, one of each for all agents.
 _TRANSITIONS: InternTable[tuple[str, int], tuple[str, int]] = InternTable(lambda k: k, 100_000)
-# (operation, outcome) keys of AgentRecord.runs, likewise.
-_RUNS: InternTable[tuple[str, str], tuple[str, str]] = InternTable(lambda k: k, 100_000)
+# Counts of runs per outcome (AgentRecord.runs' values) and of histogram buckets: most
+# operations share a few.
+_COUNTS: InternTable[tuple[int, ...], tuple[int, ...]] = InternTable(lambda k: k, 100_000)
+_NO_RUN = (0,) * len(OUTCOMES)
 # Operation types, one dict for all agents that have the same (never mutated): they come
 # from the agent's class, so a site's many agents of one class share one, in the order of
 # the first answer.
@@ -138,12 +140,12 @@ def _op_history(
     return op_codes, changed, transitions, moved
 
 
-def _of_ops(items: dict[Any, Any], op_codes: dict[str, int]) -> dict[Any, Any]:
-    """``items``, keyed by operation or by (operation, ...), without the operations no
-    longer in ``op_codes``: the same dict when none is gone (an empty one often shared)."""
+def _of_ops(items: dict[str, Any], op_codes: dict[str, int]) -> dict[str, Any]:
+    """``items``, keyed by operation, without the operations no longer in ``op_codes``:
+    the same dict when none is gone (an empty one often shared)."""
     if not items:
         return items
-    kept = {k: v for k, v in items.items() if (k[0] if type(k) is tuple else k) in op_codes}
+    kept = {op: v for op, v in items.items() if op in op_codes}
     return items if len(kept) == len(items) else kept
 
 
@@ -166,25 +168,28 @@ def _with_session(
     if session == latest or not _newer(session, latest):
         return {}
     runs, durations = record.runs, record.durations
-    if (op, OUTCOMES[0]) not in runs:
+    counts = runs.get(op)
+    if counts is None:
         # The op's first session: every outcome from 0, so that its first run is an increase.
-        runs = {**runs, **{_RUNS[op, outcome]: 0 for outcome in OUTCOMES}}
+        counts = _NO_RUN
         if bounds is not None:
-            durations = {**durations, op: Durations(bounds, (0,) * (len(bounds) + 1), 0.0)}
+            durations = {**durations, op: Durations(bounds, _COUNTS[(0,) * (len(bounds) + 1)], 0.0)}
     seen = latest is not None and latest.done and latest.session_id == session.session_id
     if session.done and not seen:
-        key = _RUNS[op, session.outcome]  # type: ignore[index]
-        runs = {**runs, key: runs[key] + 1}
+        i = OUTCOMES.index(session.outcome)  # type: ignore[arg-type]
+        counts = _COUNTS[(*counts[:i], counts[i] + 1, *counts[i + 1 :])]
         if bounds is not None and session.end_time is not None and op in durations:
             seconds = max(0.0, session.end_time - (session.start_time or session.end_time))
             durations = {**durations, op: _observe(durations[op], seconds)}
+    if counts is not runs.get(op):
+        runs = {**runs, op: counts}
     return {"sessions": {**record.sessions, op: session}, "runs": runs, "durations": durations}
 
 
 def _observe(histogram: Durations, seconds: float) -> Durations:
     bounds, counts, total = histogram
     first = bisect.bisect_left(bounds, seconds)  # the first bucket it falls in (le)
-    counts = tuple(n + 1 if i >= first else n for i, n in enumerate(counts))
+    counts = _COUNTS[tuple(n + 1 if i >= first else n for i, n in enumerate(counts))]
     return Durations(bounds, counts, total + seconds)
 
 

@@ -22,7 +22,7 @@ class Durations(NamedTuple):
 
 # What an agent with no sessions has, shared by all such agents (records are never changed).
 NO_SESSIONS: dict[str, OpSession] = {}
-NO_RUNS: dict[tuple[str, str], int] = {}
+NO_RUNS: dict[str, tuple[int, ...]] = {}
 NO_DURATIONS: dict[str, Durations] = {}
 
 
@@ -46,9 +46,9 @@ class AgentRecord(NamedTuple):
     # op -> its latest session, as its status told, in the agent's current run: OCS's
     # session ids restart with the agent. A session is counted in runs when first seen done.
     sessions: dict[str, OpSession] = NO_SESSIONS
-    # (op, outcome) -> finished runs seen, every outcome of an op whose session was seen;
-    # kept across restarts, like a counter.
-    runs: dict[tuple[str, str], int] = NO_RUNS
+    # op -> finished runs seen per outcome (in OUTCOMES' order), for every op whose session
+    # was seen; kept across restarts, like a counter.
+    runs: dict[str, tuple[int, ...]] = NO_RUNS
     durations: dict[str, Durations] = NO_DURATIONS  # op -> histogram, when kept
 
     @classmethod

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 from exporter.heartbeat import OPCODES
-from exporter.sessions import OpSession
+from exporter.sessions import OUTCOMES
 from exporter.view import AgentView, Durations
 
 AGENT_LABELS = ("agent_address", "instance_id", "agent_class")
@@ -92,7 +92,7 @@ def _op_info(agent: AgentView) -> Collection[Sample]:
 
 def _of_sessions(field: str) -> Callable[[AgentView], Collection[Sample]]:
     """Samples of a field of each operation's latest session, where it has a value."""
-    get = itemgetter(OpSession._fields.index(field))
+    get = attrgetter(field)
 
     def samples(agent: AgentView) -> Collection[Sample]:
         sessions = agent.record.sessions
@@ -106,7 +106,12 @@ def _of_sessions(field: str) -> Callable[[AgentView], Collection[Sample]]:
 
 
 def _runs(agent: AgentView) -> Collection[Sample]:
-    return agent.record.runs.items()
+    runs = agent.record.runs
+    if not runs:
+        return ()
+    return [
+        ((op, o), n) for op, counts in runs.items() for o, n in zip(OUTCOMES, counts, strict=True)
+    ]
 
 
 def _durations(agent: AgentView) -> Collection[Sample]:

@@ -37,14 +37,20 @@ def test_a_running_session_keeps_its_times_and_last_messages():
         start_time=1_800_000_000.0,
         end_time=None,
         outcome=None,
-        last_message_time=1_800_000_000.25,
         data_time=1_800_000_005.5,
-        messages=(
-            (1_800_000_000.0, 'Status is now "starting".'),
-            (1_800_000_000.25, 'Status is now "running".'),
+        log=(
+            1_800_000_000.0,
+            'Status is now "starting".',
+            1_800_000_000.25,
+            'Status is now "running".',
         ),
     )
-    assert not session.done
+    assert session.messages == (
+        (1_800_000_000.0, 'Status is now "starting".'),
+        (1_800_000_000.25, 'Status is now "running".'),
+    )
+    assert session.last_message_time == 1_800_000_000.25 and not session.done
+    assert session.messages[0][0] is session.start_time  # the same float, held once
 
 
 def test_no_session_yet_is_none_and_an_unknown_operation_is_invalid():

@@ -372,7 +372,8 @@ def record(state, instance_id="fake1"):
 
 
 def runs(state, op="delay_task"):
-    return {outcome: n for (o, outcome), n in record(state).runs.items() if o == op}
+    counts = record(state).runs.get(op)
+    return {} if counts is None else dict(zip(OUTCOMES, counts, strict=True))
 
 
 def test_ingest_says_what_to_ask_and_nothing_when_only_the_time_moved(state, clock):
@@ -483,7 +484,7 @@ def test_an_operation_that_disappears_takes_its_session_runs_and_durations_along
     state.ingest(heartbeat(op_codes={"acq": 3}))
     kept = record(state)
     assert list(kept.sessions) == ["acq"] and list(kept.durations) == ["acq"]
-    assert {op for op, _ in kept.runs} == {"acq"}
+    assert list(kept.runs) == ["acq"]
 
 
 def test_durations_are_observed_once_per_finished_run(clock):
@@ -542,3 +543,15 @@ def test_failed_queries_are_counted_by_result(state):
     state.session_query_failed("error")
     queries = state.snapshot_counters().session_queries
     assert queries == {"ok": 0, "invalid": 0, "timeout": 2, "error": 1}
+
+
+def test_operations_with_the_same_counts_share_them(clock):
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, durations=(1.0, 60.0))
+    for name in ("a", "b"):
+        state.ingest(heartbeat(name, {"delay_task": 6}))
+        done = session_answer("delay_task", 7, "done", True)
+        state.set_session(f"observatory.{name}", SID, "delay_task", done)
+    a, b = (record(state, name) for name in ("a", "b"))
+    assert a.runs["delay_task"] == (1, 0, 0, 0) and a.runs["delay_task"] is b.runs["delay_task"]
+    assert a.durations["delay_task"].counts is b.durations["delay_task"].counts
+    assert a.sessions["delay_task"].log[1] is b.sessions["delay_task"].log[1]  # texts too
