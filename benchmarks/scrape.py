@@ -64,13 +64,20 @@ AFTER_UP = b"\n# HELP ocs_agent_last_heartbeat_timestamp_seconds "
 
 
 def scrape(
-    url: str, compressed: bool = True, timeout: float = 60.0, until: bytes | None = None
+    url: str,
+    compressed: bool = True,
+    timeout: float = 60.0,
+    until: bytes | None = None,
+    accept: str | None = None,
 ) -> Scrape:
     """GET ``url`` (``.../metrics``); raise on anything but 200. With ``until``, the text
     stops where ``until`` begins (all of it if it never does): at 10,000 agents inflating
     and searching all 30 MB takes the harness longer than the scrape, and a detection
-    poll needs only the first families."""
+    poll needs only the first families. ``accept``: the Accept header (Prometheus prefers
+    OpenMetrics)."""
     headers = PROMETHEUS_HEADERS if compressed else {"User-Agent": "ocs-exporter-benchmark"}
+    if accept:
+        headers = {**headers, "Accept": accept}
     request = urllib.request.Request(url, headers=headers)
     started = time.time()
     with urllib.request.urlopen(request, timeout=timeout) as response:
