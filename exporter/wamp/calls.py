@@ -29,8 +29,9 @@ class CallQueue:
     a router backlog) do not flood the router and an agent that never answers costs one
     slot for ``timeout``.
 
-    Keyed: a key holds one waiting call, the latest put (it keeps its place in the line),
-    so the queue never holds more than one call per key beside the ones in flight.
+    Keyed: a key has at most one call out and one waiting, the latest put (it keeps its
+    place in the line, and goes out once the key's call out has ended): an operation asked
+    again while its answer is awaited costs no second call until then.
     Calls go out on the session given to :meth:`joined`; while there is none, :meth:`put`
     drops the call, and what was already waiting goes out after the next join.
     """
@@ -47,6 +48,7 @@ class CallQueue:
         self.session: Any = None  # the joined WAMP session
         self.in_flight = 0
         self._waiting: dict[Hashable, Call] = {}
+        self._out: set[Hashable] = set()  # keys with a call in flight
 
     def __len__(self) -> int:
         """Calls waiting (not those in flight)."""
@@ -68,10 +70,11 @@ class CallQueue:
         self._pump()
 
     def _pump(self) -> None:
-        while self._waiting and self.in_flight < self.max_in_flight:
-            if self.session is None:
-                return  # kept for the next join
-            key = next(iter(self._waiting))
+        while self.in_flight < self.max_in_flight and self.session is not None:
+            # The first key without a call out: past at most ``in_flight`` keys.
+            key = next((k for k in self._waiting if k not in self._out), None)
+            if key is None:
+                return  # waiting calls are kept for the next join or the end of a call
             call = self._waiting.pop(key)
             try:
                 d = call.send(self.session)
@@ -81,11 +84,13 @@ class CallQueue:
             if d is None:
                 continue
             self.in_flight += 1
+            self._out.add(key)
             d.addTimeout(self.timeout, self.reactor)
             d.addCallback(call.answered)
             d.addErrback(call.failed)
-            d.addBoth(self._done)
+            d.addBoth(self._done, key)
 
-    def _done(self, _: Any) -> None:
+    def _done(self, _: Any, key: Hashable) -> None:
         self.in_flight -= 1
+        self._out.discard(key)
         self._pump()

@@ -37,8 +37,8 @@ def op_types_of(api: Any) -> dict[str, str] | None:
 class OpTypeQueries:
     """Asks new or restarted agents for their operation types: one get_api call per agent
     session (OCS agents answer it without credentials), into the state, through the
-    listener's call queue (the latest session of an agent wins; a session that is no
-    longer the agent's when its turn comes is skipped)."""
+    listener's call queue (a session that is no longer the agent's when its turn comes is
+    skipped)."""
 
     def __init__(self, state: AgentState, calls: CallQueue, throttle: LogThrottle) -> None:
         self.state = state
@@ -54,7 +54,7 @@ class OpTypeQueries:
             partial(self._answered, address, session_id),
             partial(self._failed, address),
         )
-        self.calls.put(("get_api", address), call)
+        self.calls.put(("get_api", address, session_id), call)
 
     def _send(self, address: str, session_id: str | None, session: Any) -> Deferred | None:
         if self.state.session_of(address) != session_id:

@@ -39,9 +39,9 @@ def status_call(session: Any, agent_address: str, op_name: str) -> defer.Deferre
 class SessionQueries(service.Service):
     """Asks an operation's ``status`` when its op code changes (:meth:`changed`), and every
     ``interval`` seconds again for every running operation (:meth:`refresh`, on a
-    LoopingCall while the service runs), through the listener's call queue (the latest
-    ask of an operation wins). Answers go to ``state.set_session``, failures to
-    ``state.session_query_failed``."""
+    LoopingCall while the service runs), through the listener's call queue: one call out
+    per operation of an agent run at a time, the latest ask waiting behind it. Answers go
+    to ``state.set_session``, failures to ``state.session_query_failed``."""
 
     def __init__(
         self,
@@ -95,7 +95,7 @@ class SessionQueries(service.Service):
             partial(self.state.set_session, address, agent_session, op),
             partial(self._failed, address, op),
         )
-        self.calls.put(("status", address, op), call)
+        self.calls.put(("status", address, agent_session, op), call)
 
     def _send(
         self, address: str, agent_session: str | None, op: str, session: Any

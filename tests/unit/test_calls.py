@@ -78,14 +78,15 @@ def test_a_key_waits_once_with_its_latest_call_in_its_first_place():
     assert session.procedures() == ["busy", "a-again"]
 
 
-def test_a_key_in_flight_may_wait_once_more_behind_it():
-    _, queue, session, outcomes = make(in_flight=2)
+def test_a_key_has_one_call_out_and_its_latest_call_waits_for_its_end():
+    _, queue, session, outcomes = make(in_flight=3)
     queue.put("a", outcomes.call("a"))
-    queue.put("a", outcomes.call("a"))  # the first is out: the change it asks for is newer
-    assert session.procedures() == ["a", "a"]
-    queue.put("a", outcomes.call("a"))
-    queue.put("a", outcomes.call("a"))
-    assert len(queue) == 1
+    queue.put("a", outcomes.call("a-2"))
+    queue.put("b", outcomes.call("b"))  # a free slot: b does not wait behind a
+    queue.put("a", outcomes.call("a-3"))  # replaces a-2, still waiting for a's end
+    assert session.procedures() == ["a", "b"] and len(queue) == 1
+    session.calls[0][1].callback(None)
+    assert session.procedures() == ["a", "b", "a-3"] and len(queue) == 0
 
 
 def test_no_answer_within_the_timeout_fails_and_frees_its_slot():

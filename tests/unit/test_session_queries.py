@@ -200,8 +200,9 @@ def test_the_listener_asks_get_api_of_new_agents_and_status_of_changed_operation
     assert on.session.asked() == [
         ("observatory.a", ("get_api",)),
         ("observatory.a.ops", ("status", "acq")),
-        ("observatory.a.ops", ("status", "acq")),  # the first is still out
     ]
+    on.session.pending[1][2].callback(session_answer("acq"))  # asked again once answered
+    assert on.session.asked()[2:] == [("observatory.a.ops", ("status", "acq"))]
     assert off.session.asked() == [("observatory.a", ("get_api",))]
 
 
