@@ -1,0 +1,52 @@
+"""Agents for live tests of operation sessions, on a test bed and stopped with it: a real
+OCS agent whose tasks crash or are called badly (testbed.crashy), a FakeDataAgent whose
+log shows every start and stop at once, and an agent that never answers (testbed.mute)."""
+
+from __future__ import annotations
+
+import re
+
+import testbed
+from testbed import crashy
+from testbed.mute import MuteAgent
+from tests.support.bed import Testbed
+
+_ACTION = re.compile(r"\b(?:start|stop|abort) called for \S+")
+
+
+def _start(bed: Testbed, entry: dict, **options: object) -> testbed.Agent:
+    """The agent of site config ``entry``, listed in the bed's site file, with its output
+    unbuffered: OCS prints ``start called for OP`` and ``stop called for OP`` as it acts."""
+    bed.entries.append(entry)
+    bed.write_site_file()
+    instance_id = entry["instance-id"]
+    agent = testbed.Agent(bed.site_file, instance_id, bed.workdir, **options)
+    agent.env["PYTHONUNBUFFERED"] = "1"
+    bed.agents[instance_id] = agent
+    return agent.start()
+
+
+def start_crashy(bed: Testbed, instance_id: str) -> testbed.Agent:
+    """A CrashyAgent, run by ocs-agent-cli from its file."""
+    return _start(bed, crashy.site_entry(instance_id), launcher=crashy.launcher())
+
+
+def start_watched(bed: Testbed, instance_id: str, *arguments: str) -> testbed.Agent:
+    """A FakeDataAgent whose log tells every operation started or stopped (see
+    :func:`actions`)."""
+    return _start(bed, testbed.fake_agent_entry(instance_id, *arguments))
+
+
+def actions(agent: testbed.Agent) -> list[str]:
+    """What the agent was asked to do to its operations, as OCS prints it, in order:
+    ``start called for acq``, ``stop called for acq``, ``abort called for ...``."""
+    return [found.group(0) for found in _ACTION.finditer(agent.log())]
+
+
+def start_mute(bed: Testbed, instance_id: str, op_codes: dict[str, int]) -> MuteAgent:
+    """An agent at ``<root>.<instance_id>`` that heartbeats ``op_codes`` and never
+    answers a call to its ``.ops``."""
+    address = f"{testbed.ADDRESS_ROOT}.{instance_id}"
+    agent = MuteAgent(bed.router.url, testbed.REALM, address, op_codes, bed.workdir)
+    bed.agents[instance_id] = agent  # stopped with the bed
+    return agent.start(timeout=30)
