@@ -22,9 +22,9 @@ from .common import (
     query,
 )
 from .panels import (
+    by_outcome,
     counts_panel,
     label_panel,
-    outcomes_panel,
     stat_panel,
     table_panel,
     timeline_panel,
@@ -311,15 +311,17 @@ def build(job: str) -> dashboard.Dashboard:
         )
         .with_panel(sessions_table())
         .with_panel(
-            outcomes_panel(
-                19,
-                "Run outcomes",
-                "Finished runs of each operation per rate interval (operation → outcome):"
-                " succeeded; failed (it reported failure); crashed (it raised an exception: a"
-                " task's crash is OcsTaskCrashed); error (called badly). Each run counted once,"
-                " when the exporter reads its finished session.",
-                query(increase(RUNS, "$__rate_interval"), "{{operation}} → {{outcome}}"),
-                size=(12, 8),
+            by_outcome(
+                counts_panel(
+                    19,
+                    "Run outcomes",
+                    "Finished runs of each operation per rate interval (operation → outcome):"
+                    " succeeded; failed (it reported failure); crashed (it raised an exception: a"
+                    " task's crash is OcsTaskCrashed); error (called badly). Each run counted once,"
+                    " when the exporter reads its finished session.",
+                    query(increase(RUNS, "$__rate_interval"), "{{operation}} → {{outcome}}"),
+                    size=(12, 8),
+                )
             )
         )
         .with_panel(

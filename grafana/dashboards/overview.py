@@ -23,7 +23,8 @@ from .common import (
     value_map,
 )
 from .panels import (
-    outcomes_panel,
+    by_outcome,
+    counts_panel,
     stat_panel,
     table_panel,
     timeline_panel,
@@ -279,19 +280,22 @@ def build(job: str) -> dashboard.Dashboard:
             )
         )
         .with_panel(
-            outcomes_panel(
-                9,
-                "Run outcomes",
-                "Finished runs of the selected agents' operations per rate interval, by how"
-                " they ended: succeeded; failed (the operation reported failure); crashed (it"
-                " raised an exception, its message starts CRASH:; alert OcsTaskCrashed for"
-                " tasks); error (called badly, ERROR:). Counted once per run by the exporter,"
-                " from the sessions it reads when an operation's state changes"
-                " (--collector.sessions).",
-                query(
-                    f"sum by (job, outcome) ({increase(RUNS, '$__rate_interval')})", "{{outcome}}"
-                ),
-                size=(24, 8),
+            by_outcome(
+                counts_panel(
+                    9,
+                    "Run outcomes",
+                    "Finished runs of the selected agents' operations per rate interval, by how"
+                    " they ended: succeeded; failed (the operation reported failure); crashed (it"
+                    " raised an exception, its message starts CRASH:; alert OcsTaskCrashed for"
+                    " tasks); error (called badly, ERROR:). Counted once per run by the exporter,"
+                    " from the sessions it reads when an operation's state changes"
+                    " (--collector.sessions).",
+                    query(
+                        f"sum by (job, outcome) ({increase(RUNS, '$__rate_interval')})",
+                        "{{outcome}}",
+                    ),
+                    size=(24, 8),
+                )
             )
         )
         .with_panel(process_data_table())

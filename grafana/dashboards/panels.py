@@ -180,17 +180,9 @@ def counts_panel(
     )
 
 
-def outcomes_panel(
-    panel_id: int,
-    title: str,
-    description: str,
-    target: prometheus.Dataquery,
-    *,
-    size: Size,
-) -> timeseries.Panel:
-    """Counts of finished runs as bars, each series coloured by the outcome its name ends
-    with (the legend's last word)."""
-    panel = counts_panel(panel_id, title, description, target, size=size)
+def by_outcome(panel: timeseries.Panel) -> timeseries.Panel:
+    """`panel` with each series coloured by the run outcome its name ends with (the legend's
+    last word)."""
     for outcome, colour in OUTCOME_COLOURS.items():
         fixed = {"mode": "fixed", "fixedColor": colour}
         panel = panel.override_by_regexp(f"{outcome}$", [prop("color", fixed)])
