@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import testbed
-from tests.support.bed import Testbed
+from tests.support.secured import secured_bed
 from tests.support.tls import make_authority
 
 TICKET = "ticket-s3cret-Qx7"
@@ -18,20 +18,13 @@ def secured(tmp_path_factory):
     """A router with a plain transport for agents and a TLS transport for the exporter that
     requires a client certificate and WAMP authentication."""
     workdir = tmp_path_factory.mktemp("secured")
-    ca = make_authority(workdir, "router-ca")
-    server = ca.issue_server(workdir, "router")
-    client = ca.issue_client(workdir, "exporter")
-    bed = Testbed(
+    bed, ca = secured_bed(
         workdir,
-        secured=testbed.Secured(
-            port=testbed.free_port(),
-            key=server.key,
-            certificate=server.cert,
-            client_ca=ca.cert,
-            tickets={"exporter": TICKET},
-            wampcra={"exporter-cra": CRA_SECRET},
-        ),
+        client_certificates=True,
+        tickets={"exporter": TICKET},
+        wampcra={"exporter-cra": CRA_SECRET},
     )
+    client = ca.issue_client(workdir, "exporter")
     try:
         bed.router.start()
         bed.write_site_file()
@@ -167,19 +160,8 @@ def test_role_variants(tmp_path_factory, variant):
     only the sessions role lets it call <root>.<id>.ops, which the op-types role refuses
     (each status counted as an error, logged once with the role that allows it)."""
     workdir = tmp_path_factory.mktemp(f"role-{variant}")
-    ca = make_authority(workdir, "router-ca")
-    server = ca.issue_server(workdir, "router")
     role_file = testbed.EXPORTER_ROLE_FILE.with_name(f"exporter-role-{variant}.json")
-    bed = Testbed(
-        workdir,
-        secured=testbed.Secured(
-            port=testbed.free_port(),
-            key=server.key,
-            certificate=server.cert,
-            tickets={"exporter": TICKET},
-            role_file=role_file,
-        ),
-    )
+    bed, ca = secured_bed(workdir, role_file, tickets={"exporter": TICKET})
     try:
         bed.router.start()
         bed.start_agent("role1", "--mode", "acq")  # acq and count run from the start
