@@ -49,6 +49,7 @@ NOT_EXPECTED_GUARD = 'unless on (job, agent_address) ocs:agent_info:max{expected
 AGENT_INHIBITIONS = {
     ("OcsAgentRestartLoop", "OcsAgentRestarted"),
     ("OcsAgentRestartLoop", "OcsAgentFlapping"),
+    ("OcsTaskCrashed", "OcsOperationFailed"),
 }
 # Alerts that mean no replica of the job can see the agents; they mute the agent alerts.
 BLIND_ALERTS = {"OcsExporterRouterDisconnected", "OcsExporterAbsent"}
