@@ -3,9 +3,10 @@
 At 10,000 agents x 4 operations (hundreds of thousands of series, tens of MB of text)
 building metric families afresh and compressing them on every scrape costs seconds. Here
 agents are kept in blocks of :data:`BLOCK_SIZE`; each block keeps, per family, its lines compressed
-(:class:`exporter.render.deflate.Piece`) and where each agent's lines end. When a few of
-its agents changed (a new record) or went up or down, their new lines are spliced into the
-families whose text changed; else the block is made again. A scrape takes the state's
+(:class:`exporter.render.deflate.Piece`) and where each agent's lines end. When some of
+its agents changed (a new record) or went up or down, their new lines of the families the
+change touches are spliced into the texts that changed (a session asked again touches one
+or two); when agents came or went, the block is made again. A scrape takes the state's
 snapshot, checks each block, formats the heartbeat times and gaps (the only values that
 move every second) and joins the pieces into one gzip member; an uncompressed scrape
 inflates them. What the lines say comes from the family table
@@ -34,6 +35,7 @@ from exporter.render.lines import (
     MOVING,
     MOVING_LINES,
     Writer,
+    affected,
     agent_labels,
     agent_lines,
     writers,
@@ -42,7 +44,6 @@ from exporter.state import AgentState
 from exporter.view import AgentRecord, AgentView
 
 BLOCK_SIZE = 32  # agents per block: small enough to redo, large enough to compress well
-SPLICE_MAX = 4  # agents of a block changed at most for splicing their lines in
 
 
 # What a block's lines are made of: its agents' records (a change makes a new one, so the
@@ -91,9 +92,10 @@ class _Block:
         self.size = 0  # agents assigned to it
 
     def update(self, views: Sequence[AgentView], key: Key, writers: Sequence[Writer]) -> set[int]:
-        """Brings the block to ``key``; returns the family indices whose text changed. A few
-        agents changed: their lines are spliced into the texts that changed; else (agents
-        came or went, or many changed) the block is rendered again."""
+        """Brings the block to ``key``; returns the family indices whose text changed. The
+        same agents: the changed ones' lines are spliced into the texts that changed (even
+        when all changed, that redoes only the families the changes touch); else (agents
+        came or went) the block is rendered again."""
         (records, ups), (old, old_ups) = key, self.key
         if len(records) == len(old) and list(map(ADDRESS, views)) == self.addresses:
             moved = [
@@ -101,8 +103,7 @@ class _Block:
                 for i, record in enumerate(records)
                 if record is not old[i] or ups[i] != old_ups[i]
             ]
-            if len(moved) <= SPLICE_MAX:
-                return self._splice(views, moved, key, writers)
+            return self._splice(views, moved, key, writers)
         return self._make(views, key, writers)
 
     def _make(self, views: Sequence[AgentView], key: Key, writers: Sequence[Writer]) -> set[int]:
@@ -148,12 +149,20 @@ class _Block:
         n = len(views)
         edits: dict[int, list[tuple[int, bytes]]] = {}  # family -> (position, new lines)
         timed: dict[int, bytes | None] = {}  # position -> its labels, None: not heard
+        (records, ups), (old, old_ups) = key, self.key
         for position in moved:
-            agent = views[position]
+            agent, before, record = views[position], old[position], records[position]
             text = agent_labels(agent)
-            timed[position] = text.encode() if agent.last_heartbeat is not None else None
-            lines = agent_lines(agent, text, writers)
-            for index in lines.keys() | self.hashes.keys():
+            heard = agent.last_heartbeat is not None
+            labelled = (before.instance_id, before.agent_class) != (
+                record.instance_id,
+                record.agent_class,
+            )
+            if labelled or heard != self.heard_at[position]:
+                timed[position] = text.encode() if heard else None  # its time lines change
+            chosen = affected(writers, before, record, ups[position] != old_ups[position])
+            lines = agent_lines(agent, text, chosen)
+            for index in [writer.index for writer in chosen]:
                 data = lines[index].encode() if index in lines else b""
                 hashes = self.hashes.get(index)
                 if hash(data) != (hashes[position] if hashes else 0):
@@ -177,7 +186,8 @@ class _Block:
                 self.ends[index], self.hashes[index] = array("L", accumulate(sizes)), hashes
             else:
                 del self.pieces[index], self.ends[index], self.hashes[index]
-        self._splice_formats(timed)
+        if timed:
+            self._splice_formats(timed)
         self.key = key
         return set(edits)
 

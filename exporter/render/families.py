@@ -24,6 +24,10 @@ AGENT_LABELS = ("agent_address", "instance_id", "agent_class")
 Sample = tuple[tuple[str, ...] | str, float | Durations]
 
 MOVING_DIGITS = 6  # the heartbeat times and gaps are shown to the microsecond
+# The record fields only the session families read (each names those it does in ``reads``),
+# and those every family's lines show (the agent labels).
+SESSION_FIELDS = frozenset({"sessions", "runs", "durations"})
+LABEL_FIELDS = frozenset({"address", "instance_id", "agent_class"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,10 @@ class Family:
     agent's, else as ``samples``. ``moving``: the value moves at every scrape (heartbeat
     times), shown to MOVING_DIGITS; None for an agent never heard. A ``stateset`` sample's
     value is the number of the state of ``states`` that is true; a ``histogram`` sample's
-    is a :class:`exporter.view.Durations` (its _bucket, _count and _sum series)."""
+    is a :class:`exporter.view.Durations` (its _bucket, _count and _sum series).
+    ``reads``: the fields of SESSION_FIELDS the samples come from, for a session family
+    (``sessions.<field>`` for a field of the sessions); empty for the others, which may read
+    any field but those, and the liveness."""
 
     name: str  # counters without _total, as in OpenMetrics
     kind: str  # gauge, counter, stateset or histogram
@@ -43,6 +50,7 @@ class Family:
     value: Callable[[AgentView], float | None] | None = None
     moving: bool = False
     states: dict[int, str] | None = None
+    reads: frozenset[str] = frozenset()
 
     @property
     def sample_name(self) -> str:
@@ -202,6 +210,7 @@ AGENT_FAMILIES = (
         ("operation",),
         "Unix time the operation's latest session (run) started, as its status tells.",
         samples=_of_sessions("start_time"),
+        reads=frozenset({"sessions.start_time"}),
     ),
     Family(
         "ocs_op_session_end_timestamp_seconds",
@@ -209,6 +218,7 @@ AGENT_FAMILIES = (
         ("operation",),
         "Unix time the operation's latest session ended; absent while it runs.",
         samples=_of_sessions("end_time"),
+        reads=frozenset({"sessions.end_time"}),
     ),
     Family(
         "ocs_op_runs",
@@ -217,6 +227,7 @@ AGENT_FAMILIES = (
         "Finished sessions of the operation seen by this exporter, by outcome: succeeded, "
         "failed, crashed (its message starts CRASH:) or error (ERROR:).",
         samples=_runs,
+        reads=frozenset({"runs"}),
     ),
     Family(
         "ocs_op_session_last_message_timestamp_seconds",
@@ -224,6 +235,7 @@ AGENT_FAMILIES = (
         ("operation",),
         "Unix time of the latest message of the operation's latest session.",
         samples=_of_sessions("last_message_time"),
+        reads=frozenset({"sessions.log"}),
     ),
     Family(
         "ocs_op_data_timestamp_seconds",
@@ -232,6 +244,7 @@ AGENT_FAMILIES = (
         "Newest timestamp in the latest session's data (--collector.sessions.data-keys, top "
         "level or one level down); absent when there is none.",
         samples=_of_sessions("data_time"),
+        reads=frozenset({"sessions.data_time"}),
     ),
 )
 # Only with --collector.sessions.durations.
@@ -241,6 +254,7 @@ DURATION_FAMILY = Family(
     ("operation",),
     "Durations of the operation's finished sessions seen by this exporter.",
     samples=_durations,
+    reads=frozenset({"durations"}),
 )
 # Only with --collector.op-state; always last.
 OP_STATE_FAMILY = Family(

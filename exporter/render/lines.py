@@ -16,8 +16,16 @@ from prometheus_client.utils import floatToGoString
 from exporter.interning import InternTable
 from exporter.render import deflate
 from exporter.render.deflate import Piece
-from exporter.render.families import FAMILIES, MOVING_DIGITS, Family, Sample
-from exporter.view import AgentView, Durations
+from exporter.render.families import (
+    FAMILIES,
+    LABEL_FIELDS,
+    MOVING_DIGITS,
+    SESSION_FIELDS,
+    Family,
+    Sample,
+)
+from exporter.sessions import OpSession
+from exporter.view import AgentRecord, AgentView, Durations
 
 
 def _escape(value: str) -> str:
@@ -90,6 +98,7 @@ class Writer(NamedTuple):
     label_texts: InternTable[tuple[str, ...] | str, str] | None
     states: list[tuple[int, str]] | None  # a stateset's: (number, its label and "} ")
     histogram: str | None  # a histogram's name
+    reads: frozenset[str]  # as the family's
 
     @classmethod
     def of(cls, index: int, family: Family) -> Writer:
@@ -99,7 +108,8 @@ class Writer(NamedTuple):
         label_texts = _label_texts(family) if family.labels else None
         start = family.sample_name + "{"
         histogram = family.name if family.kind == "histogram" else None
-        return cls(index, start, family.samples, family.value, label_texts, states, histogram)
+        samples, value, reads = family.samples, family.value, family.reads
+        return cls(index, start, samples, value, label_texts, states, histogram, reads)
 
 
 _WRITERS = {i: Writer.of(i, family) for i, family in enumerate(FAMILIES) if not family.moving}
@@ -108,6 +118,37 @@ _WRITERS = {i: Writer.of(i, family) for i, family in enumerate(FAMILIES) if not 
 def writers(chosen: Sequence[Family]) -> tuple[Writer, ...]:
     """The writers of the ``chosen`` families (but the moving ones), in table order."""
     return tuple(_WRITERS[INDEX[f.name]] for f in chosen if INDEX[f.name] in _WRITERS)
+
+
+def affected(
+    writers: Sequence[Writer], old: AgentRecord, new: AgentRecord, up_changed: bool
+) -> Sequence[Writer]:
+    """The writers whose lines may differ between an agent's ``old`` and ``new`` record:
+    a record's values are never changed, so a field holding the same object holds the same
+    value. A running process's session asked again (its data time moved) touches one or two
+    session families, not the agent's every line."""
+    changed = {name for name, a, b in zip(AgentRecord._fields, old, new, strict=True) if a is not b}
+    if changed & LABEL_FIELDS:
+        return writers
+    others = up_changed or not changed <= SESSION_FIELDS
+    if "sessions" in changed:
+        changed |= _session_changes(old.sessions, new.sessions)
+    return [w for w in writers if (changed & w.reads if w.reads else others)]
+
+
+_SESSION_READS = tuple(f"sessions.{field}" for field in OpSession._fields)
+
+
+def _session_changes(old: dict[str, OpSession], new: dict[str, OpSession]) -> set[str]:
+    """``sessions.<field>`` for each field of an operation's session that differs."""
+    if old.keys() != new.keys():
+        return set(_SESSION_READS)
+    return {
+        name
+        for op, session in new.items()
+        for name, a, b in zip(_SESSION_READS, old[op], session, strict=True)
+        if a != b
+    }
 
 
 def agent_labels(agent: AgentView) -> str:
@@ -122,7 +163,7 @@ def agent_labels(agent: AgentView) -> str:
 def agent_lines(agent: AgentView, labels: str, writers: Sequence[Writer]) -> dict[int, str]:
     """The agent's lines per family index, but for the moving families'."""
     lines = {}
-    for index, start, samples_of, value_of, texts, states, histogram in writers:
+    for index, start, samples_of, value_of, texts, states, histogram, _ in writers:
         if value_of is not None:
             value = value_of(agent)
             if value is not None:
