@@ -11,24 +11,8 @@ from twisted.internet.task import Clock
 from exporter.state import AgentState
 from exporter.wamp.listener import HeartbeatListener
 from tests.support.fakes import FakeClock, heartbeat
+from tests.support.strategies import json_like, scalars
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**64), max_value=2**64),
-    st.floats(allow_nan=True),
-    st.text(max_size=30),
-    st.binary(max_size=10),
-)
-json_like = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=5),
-        st.tuples(inner, inner),
-        st.dictionaries(st.one_of(st.text(max_size=10), st.integers()), inner, max_size=5),
-    ),
-    max_leaves=20,
-)
 # Payloads shaped like heartbeats but with anything inside, so deep checks are reached too.
 op_codes = st.one_of(
     json_like,

@@ -24,6 +24,7 @@ from exporter.sessions import (
     read_status,
 )
 from tests.support.fakes import NO_SESSION, session_answer
+from tests.support.strategies import json_like, scalars
 
 
 def test_a_running_session_keeps_its_times_and_last_messages():
@@ -211,24 +212,9 @@ def test_message_texts_and_statuses_are_shared_between_sessions():
 
 # -- properties -------------------------------------------------------------------------
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20),
-    st.binary(max_size=5),
+times = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70), scalars
 )
-json_like = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.tuples(inner, inner),
-        st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=4),
-    ),
-    max_leaves=15,
-)
-times = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(), scalars)
 messages = st.one_of(
     json_like, st.lists(st.one_of(st.tuples(times, st.text(max_size=30)), json_like), max_size=8)
 )
