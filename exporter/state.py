@@ -35,7 +35,7 @@ from exporter.sessions import (
     OpSession,
     read_status,
 )
-from exporter.view import NO_SESSIONS, AgentRecord, AgentView, Durations, Snapshot
+from exporter.view import NO_SESSIONS, AgentRecord, AgentView, Durations, Snapshot, data_ops
 
 GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
 RUNNING_CODES = (3, 8)  # RUNNING and DEGRADED: their sessions are asked again periodically
@@ -78,12 +78,17 @@ class Heard(NamedTuple):
 
 
 class _Agent:
-    """An agent's record and what moves at every heartbeat: its times and gaps."""
+    """An agent's record and what moves without changing it: its heartbeat times and gaps,
+    at every heartbeat, and its running operations' data times, at every status asked again."""
 
     __slots__ = ("gap_current", "gap_previous", "gap_since", "last_mono", "last_wall", "record")
+    __slots__ += ("data_times",)
 
     def __init__(self, record: AgentRecord) -> None:
         self.record = record
+        # As AgentView.data_times (a new record has no sessions). Replaced, never changed:
+        # a view may hold it.
+        self.data_times: tuple[float, ...] = ()
         self.last_wall: float | None = None  # None: configured, never heard
         self.last_mono = -math.inf
         self.gap_current = 0.0  # longest gap in the current half-window
@@ -91,7 +96,27 @@ class _Agent:
         self.gap_since = -math.inf  # monotonic start of the current half-window
 
     def update(self, **changes: Any) -> None:
-        self.record = self.record._replace(**changes)
+        self.set_record(self.record._replace(**changes))
+
+    def set_record(self, record: AgentRecord) -> None:
+        """Makes ``record`` the agent's. An operation's data time is kept while its session
+        is the same object (it may have moved since the session was read), else the new
+        session's is taken."""
+        old, new = self.record.sessions, record.sessions
+        if new is not old:
+            times = dict(zip(data_ops(old), self.data_times, strict=True))
+            self.data_times = tuple(
+                times[op] if old.get(op) is session else session.data_time  # type: ignore[misc]
+                for op, session in new.items()
+                if session.data_time is not None
+            )
+        self.record = record
+
+    def move_data_time(self, op: str, seconds: float) -> None:
+        """The operation's session, the same but for its data time, was read again."""
+        times = list(self.data_times)
+        times[data_ops(self.record.sessions).index(op)] = seconds
+        self.data_times = tuple(times)
 
     def touch(self, now_mono: float, now_wall: float) -> None:
         gap = now_mono - self.last_mono
@@ -156,6 +181,14 @@ def _newer(session: OpSession, latest: OpSession | None) -> bool:
         return True
     stage = STATUSES.index
     return session.session_id == latest.session_id and stage(session.status) >= stage(latest.status)
+
+
+def _only_data_moved(session: OpSession, latest: OpSession) -> bool:
+    """Whether ``session`` is ``latest`` read again but for its data time, both having one
+    (one gained or lost changes the agent's series: a new record)."""
+    if session.data_time is None or latest.data_time is None:
+        return False
+    return session._replace(data_time=latest.data_time) == latest
 
 
 def _with_session(
@@ -289,23 +322,25 @@ class AgentState:
             heard = agent.last_wall is not None
             new_session = not heard or session_id != record.session_id
             codes, changed, transitions, moved = _op_history(record, op_codes, now_wall)
-            agent.record = AgentRecord(
-                address=address,
-                instance_id=record.instance_id,
-                agent_class=intern(agent_class),
-                session_id=session_id,
-                op_codes=codes,
-                host=record.host,
-                expected=record.expected,
-                start_time=start_time(session_id) if new_session else record.start_time,
-                restarts=record.restarts + 1 if new_session and heard else record.restarts,
-                changed=changed,
-                transitions=transitions,
-                op_types=None if new_session else record.op_types,
-                # The sessions of the agent's previous run are gone with it.
-                sessions=NO_SESSIONS if new_session else _of_ops(record.sessions, codes),
-                runs=_of_ops(record.runs, codes),
-                durations=_of_ops(record.durations, codes),
+            agent.set_record(
+                AgentRecord(
+                    address=address,
+                    instance_id=record.instance_id,
+                    agent_class=intern(agent_class),
+                    session_id=session_id,
+                    op_codes=codes,
+                    host=record.host,
+                    expected=record.expected,
+                    start_time=start_time(session_id) if new_session else record.start_time,
+                    restarts=record.restarts + 1 if new_session and heard else record.restarts,
+                    changed=changed,
+                    transitions=transitions,
+                    op_types=None if new_session else record.op_types,
+                    # The sessions of the agent's previous run are gone with it.
+                    sessions=NO_SESSIONS if new_session else _of_ops(record.sessions, codes),
+                    runs=_of_ops(record.runs, codes),
+                    durations=_of_ops(record.durations, codes),
+                )
             )
             agent.touch(now_mono, now_wall)
             if new_session:
@@ -369,6 +404,12 @@ class AgentState:
             op = intern(op)
             if record.session_id != agent_session_id or op not in record.op_codes:
                 return  # restarted or changed since the question: the answer is stale
+            latest = record.sessions.get(op)
+            if latest is not None and _only_data_moved(session, latest):
+                # A running process asked again: its record (and what the renderer made of
+                # it) stays.
+                agent.move_data_time(op, session.data_time)  # type: ignore[arg-type]
+                return
             changes = _with_session(record, op, session, self.durations)
             if changes:
                 agent.update(**changes)
@@ -433,13 +474,14 @@ class AgentState:
         views, silent = [], []
         for address, agent in self._agents.items():
             last, wall, record = agent.last_mono, agent.last_wall, agent.record
+            times = agent.data_times
             if now - last >= forget_after and record.expected is None:
                 silent.append(address)
                 continue
             since = rejoined if grace_from < last < rejoined else last
             up = now - since < timeout
             if wall is None:
-                views.append(new(AgentView, (address, record, up, None, None, None)))
+                views.append(new(AgentView, (address, record, up, None, None, None, times)))
                 continue
             # The longest gap over the last GAP_WINDOW / 2 to GAP_WINDOW seconds, including
             # the one still open.
@@ -449,7 +491,7 @@ class AgentState:
             if agent.gap_previous > gap and now - agent.gap_since < half_window:
                 gap = agent.gap_previous
             expired_at = None if up else wall + (since - last) + timeout
-            views.append(new(AgentView, (address, record, up, wall, gap, expired_at)))
+            views.append(new(AgentView, (address, record, up, wall, gap, expired_at, times)))
         self._drop(silent)
         return tuple(views)
 

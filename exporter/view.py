@@ -26,8 +26,15 @@ NO_RUNS: dict[str, tuple[int, ...]] = {}
 NO_DURATIONS: dict[str, Durations] = {}
 
 
+def data_ops(sessions: dict[str, OpSession]) -> list[str]:
+    """The operations whose latest session has a data time, in the sessions' order: those
+    whose current data times :attr:`AgentView.data_times` holds."""
+    return [op for op, session in sessions.items() if session.data_time is not None]
+
+
 class AgentRecord(NamedTuple):
-    """All that is known of an agent but its heartbeat times and liveness. Never changed
+    """All that is known of an agent but its heartbeat times, liveness and the newest data
+    times of its running operations (those move: see AgentView.data_times). Never changed
     (its dicts neither): a change makes a new record, so a reader on another thread may
     keep one, and a renderer may keep what it made of one while it is the same object."""
 
@@ -58,8 +65,9 @@ class AgentRecord(NamedTuple):
 
 
 class AgentView(NamedTuple):
-    """One agent as a reader sees it: its record, and its liveness and heartbeat times as
-    decided when the snapshot was taken. The record's fields read as the view's own."""
+    """One agent as a reader sees it: its record, and its liveness, heartbeat times and
+    data times as they were when the snapshot was taken. The record's fields read as the
+    view's own."""
 
     address: str  # the agent's, as in its record
     record: AgentRecord
@@ -67,6 +75,10 @@ class AgentView(NamedTuple):
     last_heartbeat: float | None  # Unix time of the last heartbeat; None: never heard
     heartbeat_gap: float | None  # see exporter.state.GAP_WINDOW; None: never heard
     expired_at: float | None  # Unix time the timeout elapsed, while down
+    # The newest data time of each operation of data_ops(record.sessions), in that order: a
+    # running process asked again moves it without a new record (its session's own
+    # data_time is the one it had when the record was made).
+    data_times: tuple[float, ...]
 
     instance_id = property(attrgetter("record.instance_id"))
     agent_class = property(attrgetter("record.agent_class"))
@@ -78,7 +90,6 @@ class AgentView(NamedTuple):
     changed = property(attrgetter("record.changed"))
     transitions = property(attrgetter("record.transitions"))
     op_types = property(attrgetter("record.op_types"))
-    sessions = property(attrgetter("record.sessions"))
     runs = property(attrgetter("record.runs"))
 
     @property
@@ -86,6 +97,19 @@ class AgentView(NamedTuple):
         """The operations' codes; every one EXPIRED while the agent is down."""
         codes = self.record.op_codes
         return codes if self.up else dict.fromkeys(codes, EXPIRED)
+
+    @property
+    def sessions(self) -> dict[str, OpSession]:
+        """Each operation's latest session, with its newest data time."""
+        sessions = self.record.sessions
+        if not self.data_times:
+            return sessions
+        moved = {
+            op: sessions[op]._replace(data_time=t)
+            for op, t in zip(data_ops(sessions), self.data_times, strict=True)
+            if t != sessions[op].data_time
+        }
+        return {**sessions, **moved} if moved else sessions
 
     @property
     def heard(self) -> bool:

@@ -200,7 +200,7 @@ def agents_json(agents: Iterable[AgentView]) -> dict[str, dict[str, Any]]:
     for agent in agents:
         entry = data.get(agent.address)
         if entry is not None:
-            sessions = agent.record.sessions
+            sessions = agent.sessions  # with the newest data times
             entry["operations"] = {
                 op: {"session": session_json(sessions.get(op))} for op in agent.op_codes
             }

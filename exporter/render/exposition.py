@@ -2,17 +2,18 @@
 
 At 10,000 agents x 4 operations (hundreds of thousands of series, tens of MB of text)
 building metric families afresh and compressing them on every scrape costs seconds. Here
-agents are kept in blocks of :data:`BLOCK_SIZE`; each block keeps, per family, its lines compressed
-(:class:`exporter.render.deflate.Piece`) and where each agent's lines end. When some of
-its agents changed (a new record) or went up or down, their new lines of the families the
-change touches are spliced into the texts that changed (a session asked again touches one
-or two); when agents came or went, the block is made again. A scrape takes the state's
-snapshot, checks each block, formats the heartbeat times and gaps (the only values that
-move every second) and joins the pieces into one gzip member; an uncompressed scrape
-inflates them. What the lines say comes from the family table
-(:mod:`exporter.render.families`), as for :class:`testbed.reference.AgentCollector`, whose
-output this one equals (the tests compare the two); the exporter's own and the process
-metrics still come from prometheus_client.
+agents are kept in blocks of :data:`BLOCK_SIZE`; each block keeps, per family, its lines
+compressed (:class:`exporter.render.deflate.Piece`) and where each agent's lines end. When
+some of its agents changed (a new record) or went up or down, their new lines of the
+families the change touches are spliced into the texts that changed (a session that moved
+on touches the session families only); when agents came or went, the block is made again.
+A scrape takes the state's snapshot, checks each block, formats the values that move
+without a new record (the heartbeat times and gaps, and the operations' data times, which
+move at every status of a running process asked again) and joins the pieces into one gzip
+member; an uncompressed scrape inflates them. What the lines say comes from the family
+table (:mod:`exporter.render.families`), as for :class:`testbed.reference.AgentCollector`,
+whose output this one equals (the tests compare the two); the exporter's own and the
+process metrics still come from prometheus_client.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import zlib
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import accumulate
+from itertools import accumulate, chain
 from operator import itemgetter
 
 from exporter.render import deflate
@@ -34,10 +35,12 @@ from exporter.render.lines import (
     INDEX,
     MOVING,
     MOVING_LINES,
+    SAMPLED,
     Writer,
     affected,
     agent_labels,
     agent_lines,
+    sampled_formats,
     writers,
 )
 from exporter.state import AgentState
@@ -74,11 +77,12 @@ def _inflate(piece: Piece | None) -> bytes:
 class _Block:
     """Up to BLOCK_SIZE agents: per family index their lines compressed, where each agent's
     lines end in that text and a hash of them, and per moving family the format string of
-    its lines (one line, one value, per heard agent). ``key`` says which versions of its
-    agents, up or down, all this is for."""
+    its lines (heartbeat times: one line, one value, per heard agent; data times: one per
+    operation with one). ``key`` says which versions of its agents, up or down, all this
+    is for."""
 
     __slots__ = ("addresses", "ends", "formats", "hashes", "heard", "heard_at", "key", "pieces")
-    __slots__ += ("size",)
+    __slots__ += ("sampled", "sampled_formats", "size")
 
     def __init__(self) -> None:
         self.key: Key = ((), b"")
@@ -89,6 +93,9 @@ class _Block:
         self.hashes: dict[int, array[int]] = {}  # per family, hash() of each agent's lines
         self.formats = [b""] * len(MOVING)  # per moving family
         self.heard = 0  # agents heard
+        # Per family of SAMPLED (data times), each agent's lines' format, and all joined.
+        self.sampled: list[list[bytes]] = [[] for _ in SAMPLED]
+        self.sampled_formats = [b""] * len(SAMPLED)
         self.size = 0  # agents assigned to it
 
     def update(self, views: Sequence[AgentView], key: Key, writers: Sequence[Writer]) -> set[int]:
@@ -112,8 +119,11 @@ class _Block:
         ends: dict[int, array[int]] = {}
         hashes: dict[int, array[int]] = {}
         formats: list[list[bytes]] = [[] for _ in MOVING]
+        sampled: list[list[bytes]] = [[] for _ in SAMPLED]
         for position, agent in enumerate(views):
             text = agent_labels(agent)
+            for lines, out in zip(sampled_formats(agent, text), sampled, strict=True):
+                out.append(lines)
             if agent.last_heartbeat is not None:
                 labels = text.encode().replace(b"%", b"%%")
                 for line, out in zip(MOVING_LINES, formats, strict=True):
@@ -135,6 +145,7 @@ class _Block:
         self.pieces, self.ends, self.hashes = pieces, ends, hashes
         self.addresses = list(map(ADDRESS, views))
         self.formats = [b"".join(lines) for lines in formats]
+        self.sampled, self.sampled_formats = sampled, [b"".join(lines) for lines in sampled]
         self.heard_at = bytes([agent.last_heartbeat is not None for agent in views])
         self.heard, self.key = sum(self.heard_at), key
         return changed
@@ -160,6 +171,8 @@ class _Block:
             )
             if labelled or heard != self.heard_at[position]:
                 timed[position] = text.encode() if heard else None  # its time lines change
+            for kept, lines in zip(self.sampled, sampled_formats(agent, text), strict=True):
+                kept[position] = lines
             chosen = affected(writers, before, record, ups[position] != old_ups[position])
             lines = agent_lines(agent, text, chosen)
             for index in [writer.index for writer in chosen]:
@@ -188,6 +201,8 @@ class _Block:
                 del self.pieces[index], self.ends[index], self.hashes[index]
         if timed:
             self._splice_formats(timed)
+        if moved:
+            self.sampled_formats = [b"".join(lines) for lines in self.sampled]
         self.key = key
         return set(edits)
 
@@ -264,6 +279,8 @@ class AgentExposition:
             buckets = self._sort(views)
             moving = [deflate.Stream() if compressed else _Text() for _ in MOVING]
             values = [family.value for _, family in MOVING]
+            sampled = [deflate.Stream() if compressed else _Text() for _ in SAMPLED]
+            fills = [family.values for _, family in SAMPLED]
             for block, bucket in zip(self._blocks, buckets, strict=True):
                 key = (tuple(map(RECORD, bucket)), bytes(map(UP, bucket)))
                 if key != block.key:
@@ -274,7 +291,14 @@ class AgentExposition:
                         heard = [agent for agent in bucket if agent.last_heartbeat is not None]
                     for line, value, out in zip(block.formats, values, moving, strict=True):
                         out.write(line % tuple(map(value, heard)))
-            made = {index: out.piece() for (index, _), out in zip(MOVING, moving, strict=True)}
+                for line, fill, out in zip(block.sampled_formats, fills, sampled, strict=True):
+                    if line:
+                        times = chain.from_iterable(map(fill, bucket))  # type: ignore[arg-type]
+                        out.write(line % tuple(times))
+            made = {
+                index: out.piece()
+                for (index, _), out in zip((*MOVING, *SAMPLED), moving + sampled, strict=True)
+            }
             parts: list[Piece | bytes] = []
             headers = HEADERS[openmetrics]
             for index in self.families:

@@ -14,7 +14,7 @@ from operator import attrgetter
 
 from exporter.heartbeat import OPCODES
 from exporter.sessions import OUTCOMES
-from exporter.view import AgentView, Durations
+from exporter.view import AgentView, Durations, data_ops
 
 AGENT_LABELS = ("agent_address", "instance_id", "agent_class")
 
@@ -34,8 +34,11 @@ LABEL_FIELDS = frozenset({"address", "instance_id", "agent_class"})
 class Family:
     """One metric family of agent series. Its samples come from an agent as ``value``, the
     value of its one sample (None: no sample), for a family with no labels but the
-    agent's, else as ``samples``. ``moving``: the value moves at every scrape (heartbeat
-    times), shown to MOVING_DIGITS; None for an agent never heard. A ``stateset`` sample's
+    agent's, else as ``samples``. ``moving``: the values move without a new record, so the
+    renderer formats them at every scrape: a ``value`` (heartbeat times) shown to
+    MOVING_DIGITS, None for an agent never heard; or, for a family with ``samples`` (data
+    times), ``values``, the samples' values alone, in their order, shown in full (the
+    samples' labels change only with the record). A ``stateset`` sample's
     value is the number of the state of ``states`` that is true; a ``histogram`` sample's
     is a :class:`exporter.view.Durations` (its _bucket, _count and _sum series).
     ``reads``: the fields of SESSION_FIELDS the samples come from, for a session family
@@ -49,6 +52,7 @@ class Family:
     samples: Callable[[AgentView], Collection[Sample]] | None = None
     value: Callable[[AgentView], float | None] | None = None
     moving: bool = False
+    values: Callable[[AgentView], tuple[float, ...]] | None = None
     states: dict[int, str] | None = None
     reads: frozenset[str] = frozenset()
 
@@ -111,6 +115,11 @@ def _of_sessions(field: str) -> Callable[[AgentView], Collection[Sample]]:
         ]
 
     return samples
+
+
+def _data_times(agent: AgentView) -> Collection[Sample]:
+    times = agent.data_times
+    return list(zip(data_ops(agent.record.sessions), times, strict=True)) if times else ()
 
 
 def _runs(agent: AgentView) -> Collection[Sample]:
@@ -243,8 +252,9 @@ AGENT_FAMILIES = (
         ("operation",),
         "Newest timestamp in the latest session's data (--collector.sessions.data-keys, top "
         "level or one level down); absent when there is none.",
-        samples=_of_sessions("data_time"),
-        reads=frozenset({"sessions.data_time"}),
+        samples=_data_times,
+        moving=True,
+        values=attrgetter("data_times"),
     ),
 )
 # Only with --collector.sessions.durations.

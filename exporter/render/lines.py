@@ -35,10 +35,17 @@ def _escape(value: str) -> str:
 INDEX = {family.name: i for i, family in enumerate(FAMILIES)}
 # The heartbeat times and gaps (a family's ``moving`` value) are formatted at every scrape
 # into per-block format strings: "%.6f" is several times faster than the shortest repr.
-MOVING = tuple((i, family) for i, family in enumerate(FAMILIES) if family.moving)
+MOVING = tuple((i, f) for i, f in enumerate(FAMILIES) if f.moving and f.value is not None)
 MOVING_LINES = tuple(
     f"{family.sample_name}{{%b}} %%.{MOVING_DIGITS}f\n".encode() for _, family in MOVING
 )
+# The data times (a ``moving`` family's ``values``): zero or more lines per agent, whose
+# labels change only with the record. They have their own per-block format strings rather
+# than the heartbeat times' path made general: that path counts on one line per heard agent
+# (it splices and fills lines by position), and a scrape there takes one value per agent,
+# in C; here it takes a tuple per agent. Values are shown in full ("%r", as repr() shows
+# every other family's): they are fewer, and exactly what the agent wrote.
+SAMPLED = tuple((i, f) for i, f in enumerate(FAMILIES) if f.moving and f.samples is not None)
 
 
 def _headers(openmetrics: bool) -> list[Piece]:
@@ -125,8 +132,8 @@ def affected(
 ) -> Sequence[Writer]:
     """The writers whose lines may differ between an agent's ``old`` and ``new`` record:
     a record's values are never changed, so a field holding the same object holds the same
-    value. A running process's session asked again (its data time moved) touches one or two
-    session families, not the agent's every line."""
+    value. A session that moved on (say a run ended) touches the session families, not the
+    agent's every line."""
     changed = {name for name, a, b in zip(AgentRecord._fields, old, new, strict=True) if a is not b}
     if changed & LABEL_FIELDS:
         return writers
@@ -149,6 +156,25 @@ def _session_changes(old: dict[str, OpSession], new: dict[str, OpSession]) -> se
         for name, a, b in zip(_SESSION_READS, old[op], session, strict=True)
         if a != b
     }
+
+
+_SAMPLED_TEXTS = tuple(
+    (family.sample_name + "{", _label_texts(family), family.samples) for _, family in SAMPLED
+)
+
+
+def sampled_formats(agent: AgentView, labels: str) -> list[bytes]:
+    """Per family of SAMPLED, the agent's lines with a "%r" in place of each value: the
+    values are its ``values`` in the same order, formatted in at each scrape."""
+    formats = []
+    for start, texts, samples_of in _SAMPLED_TEXTS:
+        head = (start + labels).replace("%", "%%")
+        lines = [
+            f"{head}{texts[values].replace('%', '%%')}}} %r\n"
+            for values, _ in samples_of(agent)  # type: ignore[misc]
+        ]
+        formats.append("".join(lines).encode())
+    return formats
 
 
 def agent_labels(agent: AgentView) -> str:

@@ -235,32 +235,116 @@ def test_spliced_blocks_match_blocks_made_afresh_byte_for_byte():
     assert histograms and any(s.value > 0 for s in histograms[0].samples)
 
 
-def test_a_running_session_asked_again_remakes_only_what_moved():
-    """Every interval the sessions of running processes are asked again: their data time
-    moves, and only that family of their blocks is made again, however many moved."""
+def ask_acq(state: AgentState, i: int, t: float, op: str = "acq", **data: float) -> None:
+    """agent-``i``'s running ``op`` (session 0) asked: its data says ``t`` (and ``data``)."""
+    address = f"observatory.agent-{i}"
+    answer = session_answer(op, 0, data={"timestamp": t, **data})
+    state.set_session(address, state.session_of(address), op, answer)
+
+
+def test_a_running_session_asked_again_remakes_nothing():
+    """Every interval the sessions of running processes are asked again: only their data
+    time moves, formatted at the scrape as the heartbeat times are, and no block makes any
+    of its lines again, however many moved."""
     clock = FakeClock()
     state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
     for i in range(2 * BLOCK_SIZE):
         state.ingest(heartbeat(f"agent-{i}", {"acq": 3, "delay_task": 1}))
-        answer = session_answer("acq", 0, data={"timestamp": 1_800_000_000.0 + i})
-        state.set_session(
-            f"observatory.agent-{i}", state.session_of(f"observatory.agent-{i}"), "acq", answer
-        )
+        ask_acq(state, i, 1_800_000_000.0 + i)
     exposition = AgentExposition(state)
     exposition.render()
     before = pieces_by_block(exposition)
+    keys = [block.key for block in exposition._blocks]
     for i in range(BLOCK_SIZE):  # every agent of block 0
-        answer = session_answer("acq", 0, data={"timestamp": 1_800_000_100.0 + i})
-        state.set_session(
-            f"observatory.agent-{i}", state.session_of(f"observatory.agent-{i}"), "acq", answer
-        )
+        ask_acq(state, i, 1_800_000_100.0 + i)
     text = exposition.render()
     after = pieces_by_block(exposition)
-    remade = {f for f in after[0] if after[0][f] is not before[0].get(f)}
-    assert remade == {INDEX["ocs_op_data_timestamp_seconds"]}
-    assert all(after[1][f] is before[1][f] for f in before[1])
+    for block in (0, 1):
+        assert all(after[block][f] is before[block][f] for f in before[block])
+    assert all(block.key is key for block, key in zip(exposition._blocks, keys, strict=True))
     assert text == AgentExposition(state).render()
     assert b'operation="acq"} 1800000100.0\n' in text
+    shown = data_lines(text)
+    assert shown["agent-0", "acq"] == 1_800_000_100.0
+    assert shown["agent-40", "acq"] == 1_800_000_040.0
+
+
+def data_lines(text: bytes) -> dict[tuple[str, str], float]:
+    """The data time samples: (instance id, operation) -> value."""
+    return {
+        (labels["instance_id"], labels["operation"]): value
+        for name, items, value in samples(text.decode())
+        if name == "ocs_op_data_timestamp_seconds"
+        for labels in [dict(items)]
+    }
+
+
+@pytest.mark.parametrize("share", [0.5, 1.0])
+def test_data_times_moving_alone_or_among_changes_are_shown_as_read(share):
+    """Agents with two or three running processes each, some data times moving between
+    scrapes (``share`` of them, in any order) while other agents change for real (a data
+    time appears or goes, a run ends, an operation goes, an agent restarts or goes down):
+    every data time shown is the last one read, in its operation's line, and the output
+    equals a fresh renderer's and the reference's."""
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    rng = random.Random(5)
+    n, ops = 3 * BLOCK_SIZE + 7, ("acq", "count", 'o%d"d\\')
+    want: dict[tuple[str, str], float] = {}  # (instance id, op) -> its data time
+    running: set[tuple[int, str]] = set()  # (agent, op) asked again every interval
+    session = dict.fromkeys(range(n), "1")
+
+    def start(i: int) -> None:
+        state.ingest(heartbeat(f"agent-{i}", dict.fromkeys(ops, 3), session_id=session[i]))
+        for op in ops[: 2 + i % 2]:
+            ask(i, op, 1_800_000_000.0 + rng.random())
+
+    def ask(i: int, op: str, t: float) -> None:
+        ask_acq(state, i, t, op, counter=1)
+        want[f"agent-{i}", op] = t
+        running.add((i, op))
+
+    def gone(i: int, op: str) -> None:
+        want.pop((f"agent-{i}", op), None)
+        running.discard((i, op))
+
+    for i in range(n):
+        start(i)
+    exposition = AgentExposition(state)
+    for step in range(12):
+        for i, op in rng.sample(sorted(running), int(len(running) * share)):
+            ask(i, op, want[f"agent-{i}", op] + rng.uniform(0, 60))
+        i = rng.randrange(n)
+        address = f"observatory.agent-{i}"
+        kind = step % 4
+        if kind == 0:  # a data time goes: the line goes
+            state.set_session(address, state.session_of(address), "acq", session_answer())
+            gone(i, "acq")
+        elif kind == 1 and (i, "count") in running:  # a run ends, its last data time kept
+            t = 1_800_001_000.0 + step
+            done = session_answer("count", 0, "done", True, data={"timestamp": t})
+            state.set_session(address, state.session_of(address), "count", done)
+            want[f"agent-{i}", "count"] = t
+            running.discard((i, "count"))
+        elif kind == 2:  # the agent restarts
+            session[i] = f"{step}.5"
+            for op in ops:
+                gone(i, op)
+            start(i)
+        elif kind == 3:  # operations go
+            state.ingest(heartbeat(f"agent-{i}", {"acq": 3}, session_id=session[i]))
+            for op in ops[1:]:
+                gone(i, op)
+        clock.advance(1)
+        for j, agent in enumerate(state.snapshot().agents):
+            if j != 7:  # one agent goes down on the way, its lines staying
+                record = agent.record
+                state.ingest(heartbeat(f"agent-{j}", record.op_codes, record.session_id))
+        text = exposition.render()
+        assert data_lines(text) == want, step
+        assert text == AgentExposition(state).render(), step
+    assert samples(text.decode()) == samples(reference(state))
+    assert b'operation="o%d\\"d\\\\"} ' in text
 
 
 def test_a_session_answer_remakes_only_the_session_families_of_its_block():

@@ -5,7 +5,7 @@ import pytest
 from exporter.heartbeat import EXPIRED, MAX_NAME_LENGTH, MAX_OPERATIONS, REASONS, InvalidHeartbeat
 from exporter.sessions import INVALID_REASONS, MAX_MESSAGES, OUTCOMES
 from exporter.state import AgentRefused, AgentState, ExpectedAgent, Heard
-from exporter.view import NO_DURATIONS, NO_RUNS, NO_SESSIONS, Durations
+from exporter.view import NO_DURATIONS, NO_RUNS, NO_SESSIONS, Durations, data_ops
 from tests.support.fakes import NO_SESSION, FakeClock, heartbeat, session_answer
 
 
@@ -461,7 +461,84 @@ def test_an_unchanged_session_leaves_the_record_as_it_is(state):
     state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 5.0}))
     assert record(state) is kept  # the renderer keeps its lines
     state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 6.0}))
-    assert record(state).sessions["acq"].data_time == 6.0
+    assert record(state) is kept  # only the data time moved: see the tests below
+    assert agents(state)["fake1"].sessions["acq"].data_time == 6.0
+
+
+def data_time(state, op, name="fake1"):
+    view = agents(state)[name]
+    return dict(zip(data_ops(view.record.sessions), view.data_times, strict=True)).get(op)
+
+
+def test_a_running_process_asked_again_moves_its_data_time_and_keeps_the_record(state):
+    """Every interval a running process is asked again: its data time moves in the view,
+    the record (and what the renderer made of it) stays the same object; the other
+    operations' data times stay in their place."""
+    state.ingest(heartbeat())
+    count = session_answer("count", 2, data={"counter": 1, "last_update": 3.0})
+    state.set_session(FAKE, SID, "count", count)
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 5.0}))
+    kept = record(state)
+    before = agents(state)["fake1"]
+    for t in (6.0, 7.5, 7.0):  # a clock stepped back is shown as read
+        acq = session_answer("acq", 1, data={"fields": {"timestamp": t}})
+        state.set_session(FAKE, SID, "acq", acq)
+        assert record(state) is kept
+        assert (data_time(state, "acq"), data_time(state, "count")) == (t, 3.0)
+    view = agents(state)["fake1"]
+    assert view.data_times == (3.0, 7.0) and before.data_times == (3.0, 5.0)  # views kept
+    assert view.sessions["acq"] == kept.sessions["acq"]._replace(data_time=7.0)
+    assert view.sessions["count"] is kept.sessions["count"]
+    assert kept.sessions["acq"].data_time == 5.0  # as read when the record was made
+    assert state.snapshot_counters().session_queries["ok"] == 5
+
+
+def test_a_real_session_change_still_makes_a_new_record(state):
+    state.ingest(heartbeat())
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 5.0}))
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 6.0}))
+    changes = [
+        session_answer("acq", 1, data={"timestamp": 7.0}, degraded=True),  # op code
+        session_answer("acq", 1, "stopping", data={"timestamp": 8.0}),
+        session_answer("acq", 1, "stopping", data={}),  # the data time is gone
+        session_answer("acq", 1, "stopping", data={"timestamp": 9.0}),  # and back
+        session_answer("acq", 1, "done", True, data={"timestamp": 10.0}),
+        session_answer("acq", 2, data={"timestamp": 11.0}),  # another run
+    ]
+    for answer in changes:
+        before = record(state)
+        state.set_session(FAKE, SID, "acq", answer)
+        session = record(state).sessions["acq"]
+        assert record(state) is not before and session == agents(state)["fake1"].sessions["acq"]
+        assert data_time(state, "acq") == session.data_time
+    moved = session_answer("acq", 2, data={"timestamp": 11.0})
+    moved[2]["messages"].append([1_800_000_001.0, "Taking data."])  # a new message
+    state.set_session(FAKE, SID, "acq", moved)
+    assert record(state).sessions["acq"].last_message_time == 1_800_000_001.0
+    assert runs(state, "acq")["succeeded"] == 1
+
+
+def test_a_moved_data_time_outlives_other_changes_of_the_record(state, clock):
+    """A heartbeat, the operation types or another operation's session make a new record:
+    the moved data time is kept while its session is the same, dropped with its operation
+    or the agent's run."""
+    state.ingest(heartbeat(op_codes={"acq": 3, "count": 3, "delay_task": 1}))
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 5.0}))
+    state.set_session(FAKE, SID, "count", session_answer("count", 1, data={"last_update": 1.0}))
+    state.set_session(FAKE, SID, "acq", session_answer("acq", 1, data={"timestamp": 6.0}))
+    state.ingest(heartbeat(op_codes={"acq": 3, "count": 3, "delay_task": 2}))
+    state.set_op_types(FAKE, SID, {"acq": "process"})
+    state.set_session(FAKE, SID, "delay_task", session_answer("delay_task", 0))
+    state.set_expected([ExpectedAgent("fake1", "FakeDataAgent", "host-a", True)])
+    assert record(state).sessions["acq"].data_time == 5.0
+    assert agents(state)["fake1"].data_times == (6.0, 1.0)
+    state.ingest(heartbeat(op_codes={"count": 3, "delay_task": 2}))  # acq is gone
+    assert agents(state)["fake1"].data_times == (1.0,)
+    state.set_session(FAKE, SID, "count", session_answer("count", 1, data={"last_update": 2.0}))
+    assert data_time(state, "count") == 2.0
+    clock.advance(1)
+    state.ingest(heartbeat(op_codes={"count": 3}, session_id="2"))  # a restart
+    assert agents(state)["fake1"].data_times == () and record(state).sessions == {}
 
 
 def test_a_restart_drops_the_sessions_and_keeps_the_runs(state, clock):
