@@ -1,7 +1,12 @@
 """``python -m benchmarks.render``: /metrics rendering at N agents x M operations, side by
 side: the reference collector through prometheus_client (the baseline) and the exporter's
 cached renderer, in the same process and run. Prints milliseconds (median and p99 of
-repeated renders) and their ratio; asserts nothing."""
+repeated renders) and their ratio; asserts nothing.
+
+``--case data-times``: every agent's acq a running process with a data time (tasks idle but
+task1, done), as with sessions on; between two scrapes (gzip, OpenMetrics, as Prometheus
+asks) a share of the data times move, as every status of a running process asked again
+moves it, and nothing else changes."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from benchmarks.loadgen import op_session
 from exporter.http.web import MetricsPage
 from exporter.render.collector import ExporterCollector
 from exporter.render.exposition import AgentExposition
@@ -39,11 +45,50 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, int]:
     return statistics.median(times) * 1000, p99 * 1000, size
 
 
+def data_times(agents: int, ops: int, repeat: int) -> None:
+    """Scrapes while only data times move (see the module's docstring)."""
+    state = AgentState("observatory", timeout=1e9)
+    addresses = [f"observatory.bench-{i}" for i in range(agents)]
+    now = 1_800_000_000.0
+    for i, address in enumerate(addresses):
+        state.ingest(heartbeat(i, ops, code=5))
+        for op in ("acq", "task1")[: min(ops, 2)]:
+            state.set_session(address, "1.0", op, [0, "Session active.", op_session(op, now)])
+    own = CollectorRegistry()
+    own.register(ExporterCollector(state, lambda: True))
+    page = MetricsPage(own, AgentExposition(state))
+    page.body(True, True)  # fill the cache, as the first scrape does
+    rng = random.Random(1)
+    running = op_session("acq", now)  # the same session asked again: only its data moves
+    print(f"{agents} agents x {ops} operations, each acq running with a data time")
+    for share in (0.0, 0.5, 1.0):
+        moved = int(agents * share)
+        answer_times, render_times = [], []
+        for _ in range(repeat):
+            now += 15.0  # a scrape interval
+            start = time.perf_counter()
+            for i in rng.sample(range(agents), moved):
+                session = {**running, "data": {**running["data"], "timestamp": now}}
+                state.set_session(addresses[i], "1.0", "acq", [0, "Session active.", session])
+            answer_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            page.body(True, True)
+            render_times.append(time.perf_counter() - start)
+        render_times.sort()
+        p99 = render_times[min(repeat - 1, int(repeat * 0.99))]
+        print(
+            f"  {share:4.0%} data times moved: scrape median "
+            f"{statistics.median(render_times) * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms; "
+            f"answers {statistics.median(answer_times) * 1000:7.1f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--agents", type=int, default=10000)
     parser.add_argument("--ops", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--case", choices=("churn", "data-times"), default="churn")
     parser.add_argument("--changed", type=int, default=100, help="agents changed between renders")
     parser.add_argument(
         "--churn",
@@ -52,6 +97,9 @@ def main() -> None:
         help="which agents change: scattered over the blocks (the worst case) or neighbours",
     )
     args = parser.parse_args()
+    if args.case == "data-times":
+        data_times(args.agents, args.ops, args.repeat)
+        return
     # Agents stay up between renders as they do under heartbeats; liveness is not measured.
     state = AgentState("observatory", timeout=1e9)
     for i in range(args.agents):
