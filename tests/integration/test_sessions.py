@@ -173,11 +173,14 @@ def test_an_agent_that_never_answers_costs_timed_out_calls_and_delays_no_heartbe
         last = exporter.metrics().get("ocs_agent_last_heartbeat_timestamp_seconds", **fake)
         assert last - first > time.monotonic() - watched - 3
         timeouts = exporter.metrics().get("ocs_exporter_session_queries_total", result="timeout")
+        # Every exporter on the shared router asks it (the other modules' exporters run on
+        # too), and none sends anything but status.
         calls = mute.calls()
         assert calls and all(call == [["status", "acq"], {}] for call in calls), calls
-        # One call out at a time for the operation, each ended by the timeout: at most one
-        # per interval, and here one per timeout, since the interval is shorter.
-        assert len(calls) <= elapsed / CALL_TIMEOUT + 1
-        assert timeouts - before >= len(calls) - 1 >= 1
+        # This exporter: one call out at a time for the operation, each ended by the
+        # timeout; at most one per interval, and here one per timeout, since the interval
+        # is shorter. The other agents of this module answer, so its timeouts are the mute
+        # agent's calls (but the one still out).
+        assert 1 <= timeouts - before <= elapsed / CALL_TIMEOUT + 1
     finally:
         testbed.stop_process(mute)
