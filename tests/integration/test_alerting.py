@@ -9,7 +9,7 @@ import pytest
 import testbed
 from tests.support.bed import EXPORTER_FLAGS
 from tests.support.dashboards import ALL_VARIABLES, dashboard_queries, substitute
-from tests.support.monitoring import alertmanager_config, prometheus_config, rules_with_hold_times
+from tests.support.monitoring import alerting, prometheus_config, rules_with_hold_times
 from tests.support.timing import Settings, timing
 from tests.support.webhook import WebhookReceiver
 
@@ -27,20 +27,15 @@ def stack(bed, tmp_path_factory):
     bed.start_agent("mon1", "--mode", "acq", "--sample-rate", "1")
     bed.start_agent("mon2")
     exporter = bed.start_exporter()
-    with WebhookReceiver() as webhook:
-        am = testbed.Alertmanager(workdir / "am", alertmanager_config(webhook.url))
-        rules = rules_with_hold_times(HOLDS, workdir / "ocs-rules.yml")
-        prom = testbed.Prometheus(
-            workdir / "prom",
-            prometheus_config([f"127.0.0.1:{exporter.port}"], f"127.0.0.1:{am.port}", rules),
-        )
-        try:
-            am.start()
-            prom.start()
-            yield exporter, prom, am, webhook
-        finally:
-            prom.stop()
-            am.stop()
+    rules = rules_with_hold_times(HOLDS, workdir / "ocs-rules.yml")
+    with (
+        WebhookReceiver() as webhook,
+        alerting(workdir, exporter.port, rules, webhook.url) as (
+            prom,
+            am,
+        ),
+    ):
+        yield exporter, prom, am, webhook
 
 
 @pytest.fixture(scope="module")

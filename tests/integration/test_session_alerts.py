@@ -20,7 +20,7 @@ import yaml
 import testbed
 from tests.support.agents import start_crashy
 from tests.support.bed import EXPORTER_FLAGS
-from tests.support.monitoring import RULES, alertmanager_config, prometheus_config
+from tests.support.monitoring import RULES, alerting
 from tests.support.timing import Settings, timing
 from tests.support.webhook import WebhookReceiver
 
@@ -58,16 +58,11 @@ def stack(bed, tmp_path_factory):
         started.append(bed.start_agent("nodata1", "--mode", "acq", "--sample-rate", "0.000001"))
         exporter = bed.start_exporter(*SESSION_FLAGS)
         started.append(exporter)
-        with WebhookReceiver() as webhook:
-            am = testbed.Alertmanager(workdir / "am", alertmanager_config(webhook.url))
-            rules = rules_with_stale_threshold(STALE_AFTER, workdir / "ocs-rules.yml")
-            prom = testbed.Prometheus(
-                workdir / "prom",
-                prometheus_config([f"127.0.0.1:{exporter.port}"], f"127.0.0.1:{am.port}", rules),
-            )
-            started += [am, prom]
-            am.start()
-            prom.start()
+        rules = rules_with_stale_threshold(STALE_AFTER, workdir / "ocs-rules.yml")
+        with (
+            WebhookReceiver() as webhook,
+            alerting(workdir, exporter.port, rules, webhook.url) as (prom, am),
+        ):
             yield prom, am, webhook
     finally:
         testbed.stop_processes(started)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+
+import testbed
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "grafana" / "alerts" / "ocs-rules.yml"
@@ -52,3 +56,22 @@ def prometheus_config(exporter_targets: list[str], alertmanager: str, rules: Pat
             {"job_name": "ocs-exporter", "static_configs": [{"targets": exporter_targets}]}
         ],
     }
+
+
+@contextmanager
+def alerting(
+    workdir: Path, exporter_port: int, rules: Path, webhook_url: str
+) -> Iterator[tuple[testbed.Prometheus, testbed.Alertmanager]]:
+    """Alertmanager with the shipped routing, to ``webhook_url``, and Prometheus scraping the
+    exporter on ``exporter_port`` with ``rules``; both stopped on the way out."""
+    am = testbed.Alertmanager(workdir / "am", alertmanager_config(webhook_url))
+    prom = testbed.Prometheus(
+        workdir / "prom",
+        prometheus_config([f"127.0.0.1:{exporter_port}"], f"127.0.0.1:{am.port}", rules),
+    )
+    try:
+        am.start()
+        prom.start()
+        yield prom, am
+    finally:
+        testbed.stop_processes([prom, am])
