@@ -7,8 +7,8 @@ Two steps on one real crossbar router, with simulated agents that answer ``get_a
    once, one with sessions (the default interval) and one with ``--no-collector.sessions``;
    the CPU each used over the same window, per heartbeat, and their ratio.
 2. **Scrapes and memory at scale.** 10,000 agents every 10 s (a rate the router carries),
-   one exporter with sessions on: ``/metrics`` scraped as Prometheus scrapes (gzip,
-   OpenMetrics preferred), median and p99; RSS idle and under load, per operation.
+   the same two exporters side by side: ``/metrics`` scraped in turn as Prometheus scrapes
+   (gzip, OpenMetrics preferred), median and p99; RSS idle and under load, per operation.
 
 Prints the numbers and writes them to ``--out``; it never judges them (shared machines).
 """
@@ -35,6 +35,7 @@ SCHEMA = "ocs-exporter-sessions-benchmark/1"
 _SESSION_QUERIES = re.compile(
     r'^ocs_exporter_session_queries_total\{result="([^"]*)"\} (\S+)$', re.MULTILINE
 )
+NO_SESSIONS = ["--no-collector.sessions"]
 _HEARTBEATS = re.compile(r"^ocs_exporter_heartbeats_total (\S+)$", re.MULTILINE)
 
 
@@ -137,7 +138,7 @@ def cpu_step(args: argparse.Namespace, router: testbed.Router, site_file: Path) 
     exporters, load = {}, None
     try:
         exporters = start_exporters(
-            args, site_file, workdir, 5.0, sessions=[], baseline=["--no-collector.sessions"]
+            args, site_file, workdir, 5.0, sessions=[], baseline=NO_SESSIONS
         )
         load = start_load(args, router, workdir, args.agents, 1.0)
         settled = settle(exporters["sessions"], args.agents, 120.0)
@@ -173,39 +174,52 @@ OPENMETRICS = (
 
 
 def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path) -> dict:
+    """Both exporters again, side by side, at ``--scale-agents``: scraped in turn as
+    Prometheus scrapes, so both see the same moments of load."""
     n, period = args.scale_agents, args.scale_period
     workdir = args.workdir / f"scale-n{n}"
     workdir.mkdir(parents=True, exist_ok=True)
     exporters, load = {}, None
     try:
-        exporters = start_exporters(args, site_file, workdir, period * 3, sessions=[])
-        exporter = exporters["sessions"]
-        idle = procstat.memory(exporter.pid).get("rss")
+        exporters = start_exporters(
+            args, site_file, workdir, period * 3, sessions=[], baseline=NO_SESSIONS
+        )
+        idle = {name: procstat.memory(e.pid).get("rss") for name, e in exporters.items()}
         load = start_load(args, router, workdir, n, period)
-        settled = settle(exporter, n, 300.0)
+        settled = settle(exporters["sessions"], n, 300.0)
         time.sleep(args.warmup)
-        latencies, sizes = [], []
+        latencies: dict[str, list[float]] = {name: [] for name in exporters}
+        sizes: dict[str, list[int]] = {name: [] for name in exporters}
         for _ in range(args.scrapes):
-            s = scrape.scrape(exporter.metrics_url, timeout=scrape.TIMEOUT, accept=OPENMETRICS)
-            latencies.append(s.latency)
-            sizes.append(s.wire_bytes)
-            scrape.sleep_until(s.started + 1.0)
-        text = scrape.scrape(exporter.metrics_url, timeout=scrape.TIMEOUT).text
-        rss = procstat.memory(exporter.pid).get("rss") or 0
+            started = time.time()
+            for name, exporter in exporters.items():
+                s = scrape.scrape(exporter.metrics_url, timeout=scrape.TIMEOUT, accept=OPENMETRICS)
+                latencies[name].append(s.latency)
+                sizes[name].append(s.wire_bytes)
+            scrape.sleep_until(started + 1.0)
         operations = n * args.ops
-        return {
+        result: dict[str, Any] = {
             "agents": n,
             "ops": args.ops,
             "period_s": period,
             "settled_s": settled,
-            "scrape_ms_p50": round(percentile(latencies, 50) * 1e3, 1),
-            "scrape_ms_p99": round(percentile(latencies, 99) * 1e3, 1),
-            "scrape_wire_bytes": max(sizes),
-            "session_queries": queries(text),
-            "rss_idle_bytes": idle,
-            "rss_bytes": rss,
-            "rss_bytes_per_operation": round(rss / operations),
         }
+        for name, exporter in exporters.items():
+            text = scrape.scrape(exporter.metrics_url, timeout=scrape.TIMEOUT).text
+            rss = procstat.memory(exporter.pid).get("rss") or 0
+            result[name] = {
+                "scrape_ms_p50": round(percentile(latencies[name], 50) * 1e3, 1),
+                "scrape_ms_p99": round(percentile(latencies[name], 99) * 1e3, 1),
+                "scrape_wire_bytes": max(sizes[name]),
+                "session_queries": queries(text),
+                "rss_idle_bytes": idle[name],
+                "rss_bytes": rss,
+                "rss_bytes_per_operation": round(rss / operations),
+            }
+        base, on = result["baseline"], result["sessions"]
+        result["p99_ratio"] = round(on["scrape_ms_p99"] / base["scrape_ms_p99"], 3)
+        result["rss_ratio"] = round(on["rss_bytes"] / base["rss_bytes"], 3)
+        return result
     finally:
         testbed.stop_processes([*(load or []), *exporters.values()])
 
@@ -255,11 +269,17 @@ def print_cpu(cpu: dict) -> None:
 def print_scale(scale: dict) -> None:
     print(
         f"{scale['agents']} agents x {scale['ops']} operations every {scale['period_s']:g} s, "
-        f"sessions on: /metrics p50 {scale['scrape_ms_p50']} ms, p99 {scale['scrape_ms_p99']} "
-        f"ms (gzip, OpenMetrics, {scale['scrape_wire_bytes']} B); RSS "
-        f"{scale['rss_bytes'] / 2**20:.1f} MiB (idle {scale['rss_idle_bytes'] / 2**20:.1f} "
-        f"MiB), {scale['rss_bytes_per_operation']} B per operation"
+        "side by side, scraped in turn (gzip, OpenMetrics):"
     )
+    for name in ("sessions", "baseline"):
+        row = scale[name]
+        print(
+            f"  {name:9} /metrics p50 {row['scrape_ms_p50']} ms, p99 {row['scrape_ms_p99']} ms "
+            f"({row['scrape_wire_bytes']} B); RSS {row['rss_bytes'] / 2**20:.1f} MiB (idle "
+            f"{row['rss_idle_bytes'] / 2**20:.1f} MiB), {row['rss_bytes_per_operation']} B "
+            "per operation"
+        )
+    print(f"  ratios sessions/baseline: p99 {scale['p99_ratio']}, RSS {scale['rss_ratio']}")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,13 @@ def test_sessions_benchmark_runs_both_steps_and_reports_the_ratio(tmp_path):
     assert sum(cpu["baseline"]["session_queries"].values()) == 0
     assert cpu["sessions"]["heartbeats"] > 0 and cpu["baseline"]["heartbeats"] > 0
     assert cpu["cpu_ratio"] == round(cpu["sessions"]["cpu_s"] / cpu["baseline"]["cpu_s"], 3)
-    assert scale["session_queries"]["ok"] >= 30
-    assert 0 < scale["scrape_ms_p50"] <= scale["scrape_ms_p99"]
-    assert scale["rss_bytes_per_operation"] == round(scale["rss_bytes"] / (30 * 4))
+    assert scale["sessions"]["session_queries"]["ok"] >= 30
+    assert sum(scale["baseline"]["session_queries"].values()) == 0
+    for row in (scale["sessions"], scale["baseline"]):
+        assert 0 < row["scrape_ms_p50"] <= row["scrape_ms_p99"]
+        assert row["rss_bytes_per_operation"] == round(row["rss_bytes"] / (30 * 4))
+    assert scale["p99_ratio"] == round(
+        scale["sessions"]["scrape_ms_p99"] / scale["baseline"]["scrape_ms_p99"], 3
+    )
     assert "ratio sessions/baseline" in result.stdout
-    assert "B per operation" in result.stdout
+    assert "ratios sessions/baseline: p99" in result.stdout
