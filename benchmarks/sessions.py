@@ -51,7 +51,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ops", type=int, default=4, help="operations per agent")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of CPU window")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before it")
-    parser.add_argument("--scrapes", type=int, default=30, help="scrapes of the scale step")
+    parser.add_argument("--scrapes", type=int, default=20, help="scrapes of the scale step")
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=15.0,
+        help="seconds between them (grafana/examples/prometheus.yml's): what changes between "
+        "two scrapes, and so what a scrape re-renders, grows with it",
+    )
     parser.add_argument("--serializer", choices=("msgpack", "json", "cbor"), default="msgpack")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/sessions.json"))
     parser.add_argument(
@@ -196,7 +203,7 @@ def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path
                 s = scrape.scrape(exporter.metrics_url, timeout=scrape.TIMEOUT, accept=OPENMETRICS)
                 latencies[name].append(s.latency)
                 sizes[name].append(s.wire_bytes)
-            scrape.sleep_until(started + 1.0)
+            scrape.sleep_until(started + args.scrape_interval)
         operations = n * args.ops
         result: dict[str, Any] = {
             "agents": n,
