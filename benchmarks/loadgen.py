@@ -76,17 +76,17 @@ def get_api(n_ops: int, agent_class: str) -> dict[str, Any]:
     }
 
 
-def op_session(op_name: str, now: float) -> dict[str, Any] | None:
+def op_session(op_name: str, now: float, start: float) -> dict[str, Any] | None:
     """What an OCS agent's ``status`` of ``op_name`` holds (``OpSession.encoded()``): ``acq``
-    running, its data stamped now as FakeDataAgent's is; ``task1`` done, succeeded; the other
+    running since ``start``, its data stamped ``now`` as FakeDataAgent's is (between two asks
+    only that moves, as with a real running process); ``task1`` done, succeeded; the other
     tasks never run (None)."""
     if op_name == "acq":
         status, code, success, end = "running", OPCODE_RUNNING, None, None
     elif op_name == "task1":
-        status, code, success, end = "done", OPCODE_SUCCEEDED, True, now - 1.0
+        status, code, success, end = "done", OPCODE_SUCCEEDED, True, start + 1.0
     else:
         return None
-    start = now - 60.0
     return {
         "session_id": 0,
         "op_name": op_name,
@@ -113,13 +113,14 @@ def answer_get_api(session: Any, address_root: str, n_ops: int, agent_class: str
     prefix = f"{address_root}.bench-"
     api = get_api(n_ops, agent_class)
     op_names = {"acq", *(f"task{k}" for k in range(1, n_ops))}
+    started = time.time()
 
     def management(q: str, *args: Any, details: Any = None, **kwargs: Any) -> Any:
         agent = details.procedure[len(prefix) :]
         if agent.endswith(".ops") and agent[:-4].isdigit():
             if q != "status" or not args or args[0] not in op_names:
                 return [-1, f"not answered by the simulated agent: {q} {args[:1]}", {}]
-            found = op_session(args[0], time.time())
+            found = op_session(args[0], time.time(), started)
             return [0, "Session active.", found] if found else [0, "No session active.", {}]
         if not agent.isdigit():
             raise ApplicationError(ApplicationError.NO_SUCH_PROCEDURE, details.procedure)

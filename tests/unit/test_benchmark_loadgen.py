@@ -100,6 +100,10 @@ def test_simulated_agents_answer_get_api_and_status_as_ocs_agents_do():
         None,
     )
     assert isinstance(acq["data"]["timestamp"], float)
+    # Asked again, a running session differs only in its data timestamp, as a real one does.
+    again = call("observatory.bench-7.ops", "status", "acq")[2]
+    assert again["data"]["timestamp"] >= acq["data"]["timestamp"]
+    assert {**again, "data": None} == {**acq, "data": None}
     done = call("observatory.bench-7.ops", "status", "task1")[2]
     assert (done["status"], done["success"], done["op_code"]) == ("done", True, 5)
     assert done["end_time"] >= done["start_time"]
