@@ -1,0 +1,109 @@
+"""How an agent's record changes: after a heartbeat (op codes, their last changes and
+transitions) and after a session answer (the latest session, runs by outcome, durations).
+Pure functions over :class:`exporter.view.AgentRecord`, returning new dicts (readers on other
+threads may hold the old ones); :mod:`exporter.state` calls them under its lock.
+"""
+
+from __future__ import annotations
+
+import bisect
+from sys import intern
+from typing import Any
+
+from exporter.interning import InternTable
+from exporter.sessions import OUTCOMES, STATUSES, OpSession
+from exporter.view import AgentRecord, Durations
+
+# (operation, OpCode) keys of AgentRecord.transitions, one of each for all agents.
+_TRANSITIONS: InternTable[tuple[str, int], tuple[str, int]] = InternTable(lambda k: k, 100_000)
+# Counts of runs per outcome (AgentRecord.runs' values) and of histogram buckets: most
+# operations share a few.
+_COUNTS: InternTable[tuple[int, ...], tuple[int, ...]] = InternTable(lambda k: k, 100_000)
+_NO_RUN = (0,) * len(OUTCOMES)
+# Operation types, one dict for all agents that have the same (never mutated): they come
+# from the agent's class, so a site's many agents of one class share one, in the order of
+# the first answer.
+OP_TYPES: InternTable[tuple[tuple[str, str], ...], dict[str, str]] = InternTable(None, 10_000)
+
+
+def op_history(
+    record: AgentRecord, op_codes: dict[str, int], now_wall: float
+) -> tuple[dict[str, int], dict[str, float], dict[tuple[str, int], int], list[str]]:
+    """The record's op codes, last changes and transitions after a heartbeat with
+    ``op_codes``, as new dicts (readers may hold the old ones), and the operations whose
+    op code changed."""
+    # Operation names are interned: thousands of agents share a few ("acq", ...), and the
+    # wire gives every heartbeat its own copies.
+    op_codes = {intern(op): code for op, code in op_codes.items()}
+    previous = record.op_codes
+    changed = {op: t for op, t in record.changed.items() if op in op_codes}
+    transitions = {k: n for k, n in record.transitions.items() if k[0] in op_codes}
+    moved = []
+    for op, code in op_codes.items():
+        if previous.get(op) != code:
+            moved.append(op)
+            changed[op] = now_wall
+            key = _TRANSITIONS[op, code]
+            transitions[key] = transitions.get(key, 0) + 1
+    return op_codes, changed, transitions, moved
+
+
+def of_ops(items: dict[str, Any], op_codes: dict[str, int]) -> dict[str, Any]:
+    """``items``, keyed by operation, without the operations no longer in ``op_codes``:
+    the same dict when none is gone (an empty one often shared)."""
+    if not items:
+        return items
+    kept = {op: v for op, v in items.items() if op in op_codes}
+    return items if len(kept) == len(items) else kept
+
+
+def _newer(session: OpSession, latest: OpSession | None) -> bool:
+    """Whether ``session`` is a later look at the operation than ``latest``: a later run
+    (OCS numbers them in order), or the same one no earlier in its life."""
+    if latest is None or session.session_id > latest.session_id:
+        return True
+    stage = STATUSES.index
+    return session.session_id == latest.session_id and stage(session.status) >= stage(latest.status)
+
+
+def only_data_moved(session: OpSession, latest: OpSession) -> bool:
+    """Whether ``session`` is ``latest`` read again but for its data time, both having one
+    (one gained or lost changes the agent's series: a new record)."""
+    if session.data_time is None or latest.data_time is None:
+        return False
+    return session._replace(data_time=latest.data_time) == latest
+
+
+def with_session(
+    record: AgentRecord, op: str, session: OpSession, bounds: tuple[float, ...] | None
+) -> dict[str, Any]:
+    """The changes to ``record`` that ``session`` of ``op`` makes, as new dicts: it becomes
+    the latest, and a finished run not counted yet is counted in runs (and its duration in
+    the histogram when ``bounds``). Empty when it tells nothing new."""
+    latest = record.sessions.get(op)
+    if session == latest or not _newer(session, latest):
+        return {}
+    runs, durations = record.runs, record.durations
+    counts = runs.get(op)
+    if counts is None:
+        # The op's first session: every outcome from 0, so that its first run is an increase.
+        counts = _NO_RUN
+        if bounds is not None:
+            durations = {**durations, op: Durations(bounds, _COUNTS[(0,) * (len(bounds) + 1)], 0.0)}
+    seen = latest is not None and latest.done and latest.session_id == session.session_id
+    if session.done and not seen:
+        i = OUTCOMES.index(session.outcome)  # type: ignore[arg-type]
+        counts = _COUNTS[(*counts[:i], counts[i] + 1, *counts[i + 1 :])]
+        if bounds is not None and session.end_time is not None and op in durations:
+            seconds = max(0.0, session.end_time - (session.start_time or session.end_time))
+            durations = {**durations, op: _observe(durations[op], seconds)}
+    if counts is not runs.get(op):
+        runs = {**runs, op: counts}
+    return {"sessions": {**record.sessions, op: session}, "runs": runs, "durations": durations}
+
+
+def _observe(histogram: Durations, seconds: float) -> Durations:
+    bounds, counts, total = histogram
+    first = bisect.bisect_left(bounds, seconds)  # the first bucket it falls in (le)
+    counts = _COUNTS[tuple(n + 1 if i >= first else n for i, n in enumerate(counts))]
+    return Durations(bounds, counts, total + seconds)
