@@ -57,16 +57,28 @@ def compat(bed):
 
     def both_know_both() -> bool:
         real, ours = data_of(bed, REAL), data_of(bed, COMPAT)
-        return all(
-            not d.get(address(i), {"expired": True})["expired"]
-            for d in (real, ours)
-            for i in ("reg-a", "reg-b")
-        ) and all(d[address("reg-a")]["op_codes"].get("acq") == 3 for d in (real, ours))
+        # Each registry must also have heard the other: the RegistryAgent copies what it
+        # heard into its session once a second, so on a loaded machine it can list the
+        # agents before the exporter's first heartbeat reaches it.
+        heard = {REAL: ours, COMPAT: real}
+        return (
+            all(
+                not d.get(address(i), {"expired": True})["expired"]
+                for d in (real, ours)
+                for i in ("reg-a", "reg-b")
+            )
+            and all(d[address("reg-a")]["op_codes"].get("acq") == 3 for d in (real, ours))
+            and all(
+                d.get(address(i), {}).get("op_codes", {}).get("main") == 3 for i, d in heard.items()
+            )
+        )
 
     try:
         # reg-a's first heartbeats report acq NONE until its startup process runs.
         testbed.wait_for(
-            both_know_both, 60, "both registries to list reg-a and reg-b up, reg-a's acq running"
+            both_know_both,
+            60,
+            "both registries to list reg-a, reg-b and each other up, reg-a's acq running",
         )
         yield exporter
     finally:
