@@ -57,7 +57,7 @@ class Heartbeat(NamedTuple):
     agent_class: str
 
 
-def _sane_name(value: object) -> bool:
+def sane_name(value: object) -> bool:
     return (
         isinstance(value, str)
         and 0 < len(value) <= MAX_NAME_LENGTH
@@ -66,7 +66,7 @@ def _sane_name(value: object) -> bool:
     )
 
 
-def _sane_text(value: object) -> bool:
+def sane_text(value: object) -> bool:
     return isinstance(value, str) and len(value) <= MAX_NAME_LENGTH and value.isprintable()
 
 
@@ -78,7 +78,7 @@ def _check_op_codes(op_codes: object, address: str) -> None:
             "bad_op_codes", f"{len(op_codes)} operations (limit {MAX_OPERATIONS})", address
         )
     for name, code in op_codes.items():
-        if not _sane_name(name):
+        if not sane_name(name):
             raise InvalidHeartbeat("bad_op_name", f"operation name {name!r:.80}", address)
         if type(code) is not int or not 1 <= code <= 8:
             raise InvalidHeartbeat("bad_op_code", f"op code {code!r:.40} for {name}", address)
@@ -93,7 +93,7 @@ def parse(payload: Any, prefix: str) -> Heartbeat:
     if not isinstance(feed, dict):
         raise InvalidHeartbeat("malformed", "feed is not a mapping")
     address = feed.get("agent_address")
-    if not _sane_name(address) or not address.startswith(prefix) or len(address) == len(prefix):
+    if not sane_name(address) or not address.startswith(prefix) or len(address) == len(prefix):
         raise InvalidHeartbeat(
             "bad_agent_address", f"agent_address {address!r:.80} is not under {prefix}"
         )
@@ -101,7 +101,7 @@ def parse(payload: Any, prefix: str) -> Heartbeat:
         raise InvalidHeartbeat("legacy", "legacy heartbeat (bare 0)", address)
     session_id = feed.get("session_id")
     agent_class = feed.get("agent_class", "")
-    if not (session_id is None or _sane_text(session_id)) or not _sane_text(agent_class):
+    if not (session_id is None or sane_text(session_id)) or not sane_text(agent_class):
         raise InvalidHeartbeat("bad_field", "session_id or agent_class is not a string", address)
     _check_op_codes(op_codes, address)
     return Heartbeat(address, op_codes, session_id, agent_class)
