@@ -53,13 +53,17 @@ def data_times(agents: int, ops: int, repeat: int) -> None:
     for i, address in enumerate(addresses):
         state.ingest(heartbeat(i, ops, code=5))
         for op in ("acq", "task1")[: min(ops, 2)]:
-            state.set_session(address, "1.0", op, [0, "Session active.", op_session(op, now)])
+            state.set_session(
+                address, "1.0", op, [0, "Session active.", op_session(op, now, now - 3600.0)]
+            )
     own = CollectorRegistry()
     own.register(ExporterCollector(state, lambda: True))
     page = MetricsPage(own, AgentExposition(state))
     page.body(True, True)  # fill the cache, as the first scrape does
     rng = random.Random(1)
-    running = op_session("acq", now)  # the same session asked again: only its data moves
+    running = op_session(
+        "acq", now, now - 3600.0
+    )  # the same session asked again: only its data moves
     print(f"{agents} agents x {ops} operations, each acq running with a data time")
     for share in (0.0, 0.5, 1.0):
         moved = int(agents * share)
