@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 CALLS_IN_FLIGHT = 16
 CALL_TIMEOUT = 10.0
+# Above the steady state of 10,000 agents with one running operation each asked every 30 s
+# (about 333 a second), so that only bursts wait.
+CALLS_PER_SECOND = 500
 
 
 class Call(NamedTuple):
@@ -23,11 +27,40 @@ class Call(NamedTuple):
     failed: Callable[[Failure], None]
 
 
+class StartLimit:
+    """At most ``per_second`` starts in any second of the reactor's clock (0: no limit): a
+    token bucket of ``per_second`` tokens, each given back one second after it was taken."""
+
+    def __init__(self, reactor: IReactorTime, per_second: int) -> None:
+        self.reactor = reactor
+        self.per_second = per_second
+        self._taken: deque[float] = deque()  # when each token out was taken, oldest first
+
+    def wait(self) -> float:
+        """Seconds until a token is free: 0 when one is free now."""
+        if not self.per_second:
+            return 0.0
+        now, taken = self.reactor.seconds(), self._taken
+        # A small tolerance: the reactor's clock may land a rounding error short of the
+        # second it was asked to wait.
+        while taken and now - taken[0] >= 1.0 - 1e-9:
+            taken.popleft()
+        if len(taken) < self.per_second:
+            return 0.0
+        return taken[0] + 1.0 - now
+
+    def take(self) -> None:
+        """One start, when :meth:`wait` said 0."""
+        if self.per_second:
+            self._taken.append(self.reactor.seconds())
+
+
 class CallQueue:
-    """Calls made one key at a time, at most ``in_flight`` at once, each ending after
-    ``timeout`` seconds at the latest, so that thousands of agents heard at once (a start,
-    a router backlog) do not flood the router and an agent that never answers costs one
-    slot for ``timeout``.
+    """Calls made one key at a time, at most ``in_flight`` at once and at most
+    ``per_second`` started in any second, each ending after ``timeout`` seconds at the
+    latest, so that thousands of agents heard at once (a start, a router backlog) do not
+    flood the router, even when they answer at once with an error, and an agent that never
+    answers costs one slot for ``timeout``.
 
     Keyed: a key has at most one call out and one waiting, the latest put (it keeps its
     place in the line, and goes out once the key's call out has ended): an operation asked
@@ -41,14 +74,18 @@ class CallQueue:
         reactor: IReactorTime,
         in_flight: int = CALLS_IN_FLIGHT,
         timeout: float = CALL_TIMEOUT,
+        per_second: int = CALLS_PER_SECOND,
     ) -> None:
         self.reactor = reactor
         self.max_in_flight = in_flight
         self.timeout = timeout
+        self.starts = StartLimit(reactor, per_second)
         self.session: Any = None  # the joined WAMP session
         self.in_flight = 0
         self._waiting: dict[Hashable, Call] = {}
         self._out: set[Hashable] = set()  # keys with a call in flight
+        self._resume: IDelayedCall | None = None  # the pump, once a start is allowed again
+        self._pumping = False
 
     def __len__(self) -> int:
         """Calls waiting (not those in flight)."""
@@ -70,11 +107,27 @@ class CallQueue:
         self._pump()
 
     def _pump(self) -> None:
+        # A call that ends as it is made (an error the session raises at once) comes back
+        # here through _done: the loop below goes on with it instead of recursing.
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            self._send_waiting()
+        finally:
+            self._pumping = False
+
+    def _send_waiting(self) -> None:
         while self.in_flight < self.max_in_flight and self.session is not None:
             # The first key without a call out: past at most ``in_flight`` keys.
             key = next((k for k in self._waiting if k not in self._out), None)
             if key is None:
                 return  # waiting calls are kept for the next join or the end of a call
+            wait = self.starts.wait()
+            if wait > 0:
+                if self._resume is None:
+                    self._resume = self.reactor.callLater(wait, self._resumed)
+                return
             call = self._waiting.pop(key)
             try:
                 d = call.send(self.session)
@@ -83,12 +136,17 @@ class CallQueue:
                 continue
             if d is None:
                 continue
+            self.starts.take()
             self.in_flight += 1
             self._out.add(key)
             d.addTimeout(self.timeout, self.reactor)
             d.addCallback(call.answered)
             d.addErrback(call.failed)
             d.addBoth(self._done, key)
+
+    def _resumed(self) -> None:
+        self._resume = None
+        self._pump()
 
     def _done(self, _: Any, key: Hashable) -> None:
         self.in_flight -= 1

@@ -9,6 +9,7 @@ that builds a call to it, and it can only ask ``status``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
@@ -28,6 +29,7 @@ from exporter.wamp.throttle import LogThrottle
 log = logging.getLogger("exporter.wamp.sessions")
 
 NONE = 1  # OpCode NONE: never run in this agent session, so there is no session to ask for
+TICK = 1.0  # seconds between the slices of the running operations asked again
 
 
 def status_call(session: Any, agent_address: str, op_name: str) -> defer.Deferred:
@@ -38,10 +40,16 @@ def status_call(session: Any, agent_address: str, op_name: str) -> defer.Deferre
 
 class SessionQueries(service.Service):
     """Asks an operation's ``status`` when its op code changes (:meth:`changed`), and every
-    ``interval`` seconds again for every running operation (:meth:`refresh`, on a
-    LoopingCall while the service runs), through the listener's call queue: one call out
-    per operation of an agent run at a time, the latest ask waiting behind it. Answers go
-    to ``state.set_session``, failures to ``state.session_query_failed``."""
+    ``interval`` seconds again for every running operation (:meth:`refresh`), through the
+    listener's call queue: one call out per operation of an agent run at a time, the latest
+    ask waiting behind it. Answers go to ``state.set_session``, failures to
+    ``state.session_query_failed``.
+
+    The running operations are listed once per interval and asked a slice every ``TICK``
+    seconds, spread over the interval rather than all at once: 10,000 agents make a steady
+    trickle of calls, not a burst every interval. An operation whose op code changed since
+    the list was taken was asked then (or stopped running) and is skipped; one of an agent
+    restarted meanwhile is skipped by the queue."""
 
     def __init__(
         self,
@@ -55,17 +63,25 @@ class SessionQueries(service.Service):
         self.calls = calls
         self.throttle = throttle
         self.interval = interval
-        self._loop = LoopingCall(self.refresh)
+        self.ticks = max(1, math.ceil(interval / TICK))  # slices per interval
+        self._loop = LoopingCall.withCount(self._tick)
         self._loop.clock = reactor
+        self._ticked = 0  # ticks since the service started
+        self._round: list[tuple[str, str | None, str]] = []  # the running operations listed
+        self._next = 0  # the first of them not asked yet
+        self._slice = 0  # how many are asked per tick
+        self._changed: set[tuple[str, str]] = set()  # (address, op) changed since listed
 
     def startService(self) -> None:
         super().startService()
-        self._loop.start(self.interval, now=False)
+        self._ticked = 0
+        self._loop.start(self.interval / self.ticks, now=False)
 
     def stopService(self) -> None:
         super().stopService()
         if self._loop.running:
             self._loop.stop()
+        self._start_round([])
 
     def changed(
         self,
@@ -76,18 +92,37 @@ class SessionQueries(service.Service):
     ) -> None:
         """The operations ``ops`` of the agent's session ``agent_session`` changed op code
         (all of them, for a new session): ask each its status, but those never run."""
-        if self.calls.session is None:
-            return
+        listed, asking = self._next < len(self._round), self.calls.session is not None
         for op in ops:
-            if op_codes.get(op) != NONE:
+            if listed:
+                self._changed.add((address, op))
+            if asking and op_codes.get(op) != NONE:
                 self._ask(address, agent_session, op)
 
     def refresh(self) -> None:
-        """Ask again every running operation of every up agent."""
+        """List every running operation of every up agent, to be asked over the interval."""
         if self.calls.session is None:
+            self._start_round([])
             return
-        for address, agent_session, op in self.state.running_operations():
-            self._ask(address, agent_session, op)
+        self._start_round(self.state.running_operations())
+
+    def _start_round(self, running: list[tuple[str, str | None, str]]) -> None:
+        self._round, self._next, self._changed = running, 0, set()
+        self._slice = math.ceil(len(running) / self.ticks)
+
+    def _tick(self, count: int) -> None:
+        """A new list every ``ticks`` ticks, and a slice of the list every tick (as many
+        slices as ticks were missed, on a reactor that was held up)."""
+        before, self._ticked = self._ticked, self._ticked + count
+        if self._ticked // self.ticks > before // self.ticks:
+            self.refresh()
+        end = min(self._next + self._slice * count, len(self._round))
+        for address, agent_session, op in self._round[self._next : end]:
+            if (address, op) not in self._changed:
+                self._ask(address, agent_session, op)
+        self._next = end
+        if end == len(self._round) and self._round:
+            self._start_round([])  # nothing is kept until the next list
 
     def _ask(self, address: str, agent_session: str | None, op: str) -> None:
         call = Call(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.defer import Deferred, TimeoutError, fail
 from twisted.internet.task import Clock
 
 from exporter.wamp.calls import Call, CallQueue
@@ -42,9 +42,9 @@ class Outcomes:
         )
 
 
-def make(in_flight: int = 2, timeout: float = 10.0):
+def make(in_flight: int = 2, timeout: float = 10.0, per_second: int = 500):
     clock = Clock()
-    queue = CallQueue(clock, in_flight=in_flight, timeout=timeout)
+    queue = CallQueue(clock, in_flight=in_flight, timeout=timeout, per_second=per_second)
     session = Session()
     queue.joined(session)
     return clock, queue, session, Outcomes()
@@ -152,3 +152,81 @@ def test_nothing_is_queued_without_a_session_and_waiting_calls_go_after_the_next
     second = Session()
     queue.joined(second)
     assert second.procedures() == ["b"]
+
+
+class Refusing(Session):
+    """Answers every call at once with an error, as the router does for an agent that
+    registers no such procedure."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.started: list[float] = []
+
+    def call(self, procedure: str) -> Deferred:
+        self.started.append(self.clock.seconds())
+        return fail(RuntimeError("wamp.error.no_such_procedure"))
+
+
+def test_at_most_per_second_calls_start_in_any_second_even_when_answered_at_once():
+    clock = Clock()
+    queue = CallQueue(clock, in_flight=16, per_second=100)
+    session = Refusing(clock)
+    queue.joined(session)
+    outcomes = Outcomes()
+    for i in range(350):
+        queue.put(i, outcomes.call(f"agent{i}"))
+    assert len(session.started) == 100 and len(queue) == 250
+    # Resumed by one timer when the oldest start is a second old, not by polling.
+    [resume] = clock.getDelayedCalls()
+    assert resume.getTime() == 1.0
+    clock.advance(0.999)
+    assert len(session.started) == 100
+    clock.advance(0.001)
+    assert len(session.started) == 200
+    clock.pump([0.25] * 12)
+    assert len(session.started) == 350 and len(queue) == 0  # none lost
+    assert [what for what, _, _ in outcomes.seen] == ["failed"] * 350
+    for t in session.started:
+        assert sum(t <= u < t + 1.0 for u in session.started) <= 100
+    assert clock.getDelayedCalls() == []
+
+
+def test_calls_waiting_for_the_rate_keep_latest_put_wins_and_skipped_ones_cost_nothing():
+    clock = Clock()
+    queue = CallQueue(clock, in_flight=16, per_second=1)
+    session = Session()
+    queue.joined(session)
+    outcomes = Outcomes()
+    queue.put("busy", outcomes.call("busy"))
+    queue.put("stale-x", outcomes.call("stale-x"))
+    queue.put("a", outcomes.call("a"))
+    queue.put("b", outcomes.call("b"))
+    queue.put("a", outcomes.call("a-again"))  # replaces a's waiting call, ahead of b
+    assert session.procedures() == ["busy"] and len(queue) == 3
+    clock.advance(1.0)  # the stale call is skipped without taking the second's start
+    assert session.procedures() == ["busy", "a-again"]
+    clock.advance(1.0)
+    assert session.procedures() == ["busy", "a-again", "b"] and len(queue) == 0
+
+
+def test_no_rate_limit_with_zero_per_second():
+    clock = Clock()
+    queue = CallQueue(clock, in_flight=5000, per_second=0)
+    session = Refusing(clock)
+    queue.joined(session)
+    outcomes = Outcomes()
+    for i in range(2000):
+        queue.put(i, outcomes.call(f"agent{i}"))
+    assert len(session.started) == 2000 and clock.getDelayedCalls() == []
+
+
+def test_a_backlog_of_calls_failing_as_they_are_made_is_worked_through_in_a_loop():
+    clock, queue, first, outcomes = make(in_flight=1, per_second=0)
+    queue.put("busy", outcomes.call("busy"))
+    for i in range(3000):
+        queue.put(i, outcomes.call(f"agent{i}"))
+    queue.joined(Refusing(clock))  # the router is back; the backlog goes out on it
+    first.calls[0][1].callback(None)  # the slot frees: each call now ends as it is made
+    assert len(queue) == 0 and len(outcomes.seen) == 3001
+    assert {str(exc) for _, _, exc in outcomes.seen[1:]} == {"wamp.error.no_such_procedure"}

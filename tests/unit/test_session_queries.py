@@ -107,7 +107,11 @@ def test_running_operations_are_asked_again_every_interval_while_the_service_run
     for _, _, d in session.pending:
         d.callback(session_answer("acq"))
     session.pending.clear()
-    clock.advance(0.1)
+    clock.advance(0.1)  # listed now, and asked one a second (3 over 30 ticks)
+    assert len(session.asked()) == 1
+    clock.advance(1.0)
+    assert len(session.asked()) == 2
+    clock.advance(28.8)  # the interval's last tick
     assert sorted(session.asked()) == [
         ("observatory.a.ops", ("status", "acq")),
         ("observatory.a.ops", ("status", "count")),  # DEGRADED runs too
