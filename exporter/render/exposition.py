@@ -55,6 +55,10 @@ Key = tuple[tuple[AgentRecord, ...], bytes]
 ADDRESS, RECORD, UP = (itemgetter(AgentView._fields.index(f)) for f in ("address", "record", "up"))
 
 
+def _same_address(new: AgentRecord, old: AgentRecord) -> bool:
+    return new.address == old.address
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """A scrape makes a tuple per agent that lives until it ends: cyclic collections during
@@ -74,28 +78,43 @@ def _inflate(piece: Piece | None) -> bytes:
     return zlib.decompressobj(-zlib.MAX_WBITS).decompress(piece.data) if piece else b""
 
 
-class _Block:
-    """Up to BLOCK_SIZE agents: per family index their lines compressed, where each agent's
-    lines end in that text and a hash of them, and per moving family the format string of
-    its lines (heartbeat times: one line, one value, per heard agent; data times: one per
-    operation with one). ``key`` says which versions of its agents, up or down, all this
-    is for."""
+def _relined(text: bytes, counts: Sequence[int], new: dict[int, bytes]) -> bytes:
+    """``text``, each agent's ``counts[position]`` lines in turn, with the lines of the
+    agents in ``new`` replaced by theirs (a line ends at the first newline: label values
+    have theirs escaped)."""
+    lines = text.split(b"\n")
+    out, start = [], 0
+    for position, count in enumerate(counts):
+        made = new.get(position)
+        if made is not None:
+            out.append(made)
+        elif count:
+            out.append(b"\n".join(lines[start : start + count]) + b"\n")
+        start += count
+    return b"".join(out)
 
-    __slots__ = ("addresses", "ends", "formats", "hashes", "heard", "heard_at", "key", "pieces")
-    __slots__ += ("sampled", "sampled_formats", "size")
+
+class _Block:
+    """Up to BLOCK_SIZE agents: per family index their lines compressed and where each
+    agent's lines end in that text, and per moving family the format string of its lines
+    (heartbeat times: one line, one value, per heard agent; data times: one per operation
+    with one, as many per agent as ``sampled_counts`` says). ``key`` says which versions of
+    its agents, up or down, all this is for."""
+
+    __slots__ = ("ends", "formats", "heard", "heard_at", "key", "pieces", "sampled_counts")
+    __slots__ += ("sampled_formats", "size")
 
     def __init__(self) -> None:
         self.key: Key = ((), b"")
-        self.addresses: list[str] = []
         self.heard_at = b""  # per agent, 1 if heard (it has a line in the formats)
         self.pieces: dict[int, Piece] = {}
-        self.ends: dict[int, array[int]] = {}  # per family, where each agent's lines end
-        self.hashes: dict[int, array[int]] = {}  # per family, hash() of each agent's lines
+        # Per family, where each agent's lines end: 4 bytes each, a block's text is small.
+        self.ends: dict[int, array[int]] = {}
         self.formats = [b""] * len(MOVING)  # per moving family
         self.heard = 0  # agents heard
-        # Per family of SAMPLED (data times), each agent's lines' format, and all joined.
-        self.sampled: list[list[bytes]] = [[] for _ in SAMPLED]
+        # Per family of SAMPLED (data times), the agents' lines' format and how many each has.
         self.sampled_formats = [b""] * len(SAMPLED)
+        self.sampled_counts = [array("I") for _ in SAMPLED]
         self.size = 0  # agents assigned to it
 
     def update(self, views: Sequence[AgentView], key: Key, writers: Sequence[Writer]) -> set[int]:
@@ -104,7 +123,7 @@ class _Block:
         when all changed, that redoes only the families the changes touch); else (agents
         came or went) the block is rendered again."""
         (records, ups), (old, old_ups) = key, self.key
-        if len(records) == len(old) and list(map(ADDRESS, views)) == self.addresses:
+        if len(records) == len(old) and all(map(_same_address, records, old)):
             moved = [
                 i
                 for i, record in enumerate(records)
@@ -117,35 +136,36 @@ class _Block:
         n = len(views)
         texts: dict[int, list[bytes]] = {}
         ends: dict[int, array[int]] = {}
-        hashes: dict[int, array[int]] = {}
         formats: list[list[bytes]] = [[] for _ in MOVING]
         sampled: list[list[bytes]] = [[] for _ in SAMPLED]
+        counts = [array("I") for _ in SAMPLED]
         for position, agent in enumerate(views):
             text = agent_labels(agent)
-            for lines, out in zip(sampled_formats(agent, text), sampled, strict=True):
+            for lines, out, count in zip(
+                sampled_formats(agent, text), sampled, counts, strict=True
+            ):
                 out.append(lines)
+                count.append(lines.count(b"\n"))
             if agent.last_heartbeat is not None:
                 labels = text.encode().replace(b"%", b"%%")
                 for line, out in zip(MOVING_LINES, formats, strict=True):
                     out.append(line % labels)
             for index, lines in agent_lines(agent, text, writers).items():
                 if index not in texts:
-                    texts[index], ends[index] = [], array("L", [0]) * n
-                    hashes[index] = array("q", [0]) * n
+                    texts[index], ends[index] = [], array("I", [0]) * n
                 data = lines.encode()
                 texts[index].append(data)
                 ends[index][position] = len(data)
-                hashes[index][position] = hash(data)
         for index, sizes in ends.items():
-            ends[index] = array("L", accumulate(sizes))
+            ends[index] = array("I", accumulate(sizes))
         pieces = {index: deflate.compress(b"".join(parts)) for index, parts in texts.items()}
         before = self.pieces
         changed = {i for i in before.keys() | pieces.keys() if i not in before or i not in pieces}
         changed.update(i for i in before.keys() & pieces.keys() if before[i].data != pieces[i].data)
-        self.pieces, self.ends, self.hashes = pieces, ends, hashes
-        self.addresses = list(map(ADDRESS, views))
+        self.pieces, self.ends = pieces, ends
         self.formats = [b"".join(lines) for lines in formats]
-        self.sampled, self.sampled_formats = sampled, [b"".join(lines) for lines in sampled]
+        self.sampled_formats = [b"".join(lines) for lines in sampled]
+        self.sampled_counts = counts
         self.heard_at = bytes([agent.last_heartbeat is not None for agent in views])
         self.heard, self.key = sum(self.heard_at), key
         return changed
@@ -157,9 +177,9 @@ class _Block:
         key: Key,
         writers: Sequence[Writer],
     ) -> set[int]:
-        n = len(views)
-        edits: dict[int, list[tuple[int, bytes]]] = {}  # family -> (position, new lines)
+        made: dict[int, dict[int, bytes]] = {}  # family -> position -> its new lines
         timed: dict[int, bytes | None] = {}  # position -> its labels, None: not heard
+        sampled: list[dict[int, bytes]] = [{} for _ in SAMPLED]  # as made, per SAMPLED
         (records, ups), (old, old_ups) = key, self.key
         for position in moved:
             agent, before, record = views[position], old[position], records[position]
@@ -171,65 +191,83 @@ class _Block:
             )
             if labelled or heard != self.heard_at[position]:
                 timed[position] = text.encode() if heard else None  # its time lines change
-            for kept, lines in zip(self.sampled, sampled_formats(agent, text), strict=True):
-                kept[position] = lines
+            for new, lines in zip(sampled, sampled_formats(agent, text), strict=True):
+                new[position] = lines
             chosen = affected(writers, before, record, ups[position] != old_ups[position])
             lines = agent_lines(agent, text, chosen)
             for index in [writer.index for writer in chosen]:
-                data = lines[index].encode() if index in lines else b""
-                hashes = self.hashes.get(index)
-                if hash(data) != (hashes[position] if hashes else 0):
-                    edits.setdefault(index, []).append((position, data))
-        for index, changes in edits.items():
-            text = _inflate(self.pieces.get(index))
-            ends = self.ends.get(index) or array("L", [0]) * n
-            hashes = self.hashes.get(index) or array("q", [0]) * n
-            sizes = [end - start for start, end in zip([0, *ends], ends, strict=False)]
-            out, done = [], 0
-            for position, data in changes:  # in position order
-                start = ends[position - 1] if position else 0
-                out += (text[done:start], data)
-                done = ends[position]
-                sizes[position] = len(data)
-                hashes[position] = hash(data)
-            out.append(text[done:])
-            text = b"".join(out)
-            if text:
-                self.pieces[index] = deflate.compress(text)
-                self.ends[index], self.hashes[index] = array("L", accumulate(sizes)), hashes
-            else:
-                del self.pieces[index], self.ends[index], self.hashes[index]
+                made.setdefault(index, {})[position] = (
+                    lines[index].encode() if index in lines else b""
+                )
+        edited = {index for index, new in made.items() if self._splice_family(index, new)}
         if timed:
             self._splice_formats(timed)
-        if moved:
-            self.sampled_formats = [b"".join(lines) for lines in self.sampled]
+        for i, new in enumerate(sampled):
+            if new:
+                counts = self.sampled_counts[i]
+                self.sampled_formats[i] = _relined(self.sampled_formats[i], counts, new)
+                for position, lines in new.items():
+                    counts[position] = lines.count(b"\n")
         self.key = key
-        return set(edits)
+        return edited
+
+    def _splice_family(self, index: int, new: dict[int, bytes]) -> bool:
+        """The agents' ``new`` lines (by position) in the family's text, compressed again
+        unless they equal the old ones; whether they did not."""
+        ends = self.ends.get(index) or array("I", [0]) * len(self.key[0])
+        text = None
+        for position, data in new.items():
+            start = ends[position - 1] if position else 0
+            if len(data) == ends[position] - start:
+                if text is None:
+                    text = _inflate(self.pieces.get(index))
+                if text[start : ends[position]] == data:
+                    continue
+            break
+        else:
+            return False  # every agent's lines as they were
+        if text is None:
+            text = _inflate(self.pieces.get(index))
+        sizes = [end - start for start, end in zip([0, *ends], ends, strict=False)]
+        out, done = [], 0
+        for position in sorted(new):
+            data = new[position]
+            start = ends[position - 1] if position else 0
+            out += (text[done:start], data)
+            done = ends[position]
+            sizes[position] = len(data)
+        out.append(text[done:])
+        text = b"".join(out)
+        if text:
+            self.pieces[index] = deflate.compress(text)
+            self.ends[index] = array("I", accumulate(sizes))
+        else:
+            self.pieces.pop(index, None)
+            self.ends.pop(index, None)
+        return True
 
     def _splice_formats(self, timed: dict[int, bytes | None]) -> None:
-        """The moved agents' lines in the format strings, the others' kept as they are (a
-        line ends at the first newline: label values have theirs escaped)."""
-        before = [position for position, had in enumerate(self.heard_at) if had]
+        """The moved agents' lines in the heartbeat times' format strings, the others' kept
+        as they are: one line per heard agent."""
         heard_at = bytearray(self.heard_at)
         for position, labels in timed.items():
             heard_at[position] = labels is not None
-        after = [position for position, has in enumerate(heard_at) if has]
         formats = []
         for line, text in zip(MOVING_LINES, self.formats, strict=True):
-            # By position, without their newline.
-            lines = dict(zip(before, text.split(b"\n")[:-1], strict=True))
-            for position, labels in timed.items():
-                if labels is None:
-                    lines.pop(position, None)
-                else:
-                    lines[position] = line[:-1] % labels.replace(b"%", b"%%")
-            formats.append(b"".join([lines[position] + b"\n" for position in after]))
+            new = {
+                position: b"" if labels is None else line % labels.replace(b"%", b"%%")
+                for position, labels in timed.items()
+            }
+            formats.append(_relined(text, self.heard_at, new))
         self.formats = formats
-        self.heard_at, self.heard = bytes(heard_at), len(after)
+        self.heard_at, self.heard = bytes(heard_at), sum(heard_at)
 
 
 def _picker(positions: list[int]) -> Callable[[Sequence[AgentView]], tuple[AgentView, ...]]:
-    """A function picking the items at ``positions``, as a tuple, in C."""
+    """A function picking the items at ``positions``, as a tuple, in C: a slice when they
+    follow each other, as agents that came in order do (it holds no position per agent)."""
+    if len(positions) > 1 and positions[-1] - positions[0] == len(positions) - 1:
+        return itemgetter(slice(positions[0], positions[-1] + 1))
     if len(positions) == 1:
         position = positions[0]
         return lambda views: (views[position],)
