@@ -13,6 +13,7 @@ from typing import TypeVar
 import yaml
 
 from exporter.flags import (
+    CALLS_PER_SECOND,
     DURATION_BUCKETS,
     SECRET_ENV,
     listen_address,
@@ -59,6 +60,7 @@ class Settings:
     log_format: str
     serializers: tuple[str, ...]
     max_retry_delay: float
+    max_calls_per_second: int = CALLS_PER_SECOND
     forget_after: float = 86400.0
     max_agents: int = 20000
     wamp_tls: WampTLS | None = None
@@ -255,6 +257,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         log_format=args.log_format,
         serializers=args.wamp_serializers,
         max_retry_delay=args.wamp_max_retry_delay,
+        max_calls_per_second=args.wamp_max_calls_per_second,
         forget_after=args.forget_after,
         max_agents=args.max_agents,
         wamp_tls=wamp_tls,

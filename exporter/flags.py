@@ -37,6 +37,9 @@ AUTH_METHODS = ("ticket", "wampcra")
 SECRET_ENV = "OCS_EXPORTER_WAMP_SECRET"
 # Run durations span seconds (tasks) to days (processes that run for a week).
 DURATION_BUCKETS = (1, 10, 60, 300, 1800, 3600, 14400, 43200, 86400, 259200, 604800)
+# Calls to agents started per second: above the steady state of 10,000 agents with one
+# running operation each asked every 30 s (about 333 a second), so that only bursts wait.
+CALLS_PER_SECOND = 500
 
 
 def dest_name(flag: str) -> str:
@@ -372,6 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="10",
         type=positive_seconds,
         metavar="SECONDS",
+    )
+    _flag(
+        router,
+        "--wamp.max-calls-per-second",
+        "at most this many calls to agents (get_api, status) started in any second; the "
+        "rest wait their turn (0: no limit)",
+        default=str(CALLS_PER_SECOND),
+        type=count,
+        metavar="N",
     )
     _flag(
         router,

@@ -129,6 +129,7 @@ class ExporterService(service.MultiService):
             auth=settings.wamp_auth,
             op_types=settings.op_types,
             sessions_interval=settings.sessions_interval if settings.sessions else None,
+            calls_per_second=settings.max_calls_per_second,
         )
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)

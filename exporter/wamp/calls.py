@@ -10,11 +10,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from exporter.flags import CALLS_PER_SECOND
+
 CALLS_IN_FLIGHT = 16
 CALL_TIMEOUT = 10.0
-# Above the steady state of 10,000 agents with one running operation each asked every 30 s
-# (about 333 a second), so that only bursts wait.
-CALLS_PER_SECOND = 500
 
 
 class Call(NamedTuple):

@@ -14,6 +14,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from exporter.config import WampAuth, WampTLS
+from exporter.flags import CALLS_PER_SECOND
 from exporter.heartbeat import InvalidHeartbeat
 from exporter.state import AgentRefused, AgentState, Heard
 from exporter.wamp.calls import CallQueue
@@ -49,7 +50,8 @@ class HeartbeatListener(service.Service):
     A heartbeat that tells something new is followed by calls to its agent, through one
     call queue: get_api for a new or restarted agent (``op_types``), and ``status`` for the
     operations whose op code changed (with ``sessions_interval``, the seconds between
-    asking running operations again; ``session_queries`` is then a service to start).
+    asking running operations again; ``session_queries`` is then a service to start); at
+    most ``calls_per_second`` of them started in any second.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class HeartbeatListener(service.Service):
         auth: WampAuth | None = None,
         op_types: bool = True,
         sessions_interval: float | None = None,
+        calls_per_second: int = CALLS_PER_SECOND,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor  # noqa: PLC0415
@@ -82,7 +85,7 @@ class HeartbeatListener(service.Service):
             self.tls_options = client_tls(urlsplit(url).hostname or "", tls)
         self.connected = False
         self.throttle = LogThrottle(60.0)
-        self.calls = CallQueue(reactor)
+        self.calls = CallQueue(reactor, per_second=calls_per_second)
         self.op_type_queries = OpTypeQueries(state, self.calls, self.throttle)
         self.session_queries: SessionQueries | None = None
         if sessions_interval is not None:

@@ -116,6 +116,7 @@ class SessionQueries(service.Service):
         before, self._ticked = self._ticked, self._ticked + count
         if self._ticked // self.ticks > before // self.ticks:
             self.refresh()
+            count = self._ticked % self.ticks + 1  # the ticks since the list was due
         end = min(self._next + self._slice * count, len(self._round))
         for address, agent_session, op in self._round[self._next : end]:
             if (address, op) not in self._changed:

@@ -123,6 +123,57 @@ def test_running_operations_are_asked_again_every_interval_while_the_service_run
     assert session.asked() == []
 
 
+def test_running_operations_are_asked_spread_over_the_interval_each_once():
+    state, queries, session, clock, _ = make(interval=30.0)
+    queries.startService()
+    names = [f"agent{i}" for i in range(300)]
+    for name in names:
+        state.ingest(heartbeat(name, {"acq": 3}))
+    per_second, asked = [], []
+    for _ in range(61):
+        clock.advance(1.0)
+        per_second.append(len(session.pending))
+        asked.append([procedure for procedure, _ in session.asked()])
+        for _, _, d in session.pending:
+            d.callback(session_answer("acq"))
+        session.pending.clear()
+    # Listed at 30 s, then 10 a second (300 over 30 ticks), listed again at 60 s.
+    assert per_second == [0] * 29 + [10] * 32
+    first_round = sorted(p for second in asked[29:59] for p in second)
+    assert first_round == sorted(f"observatory.{name}.ops" for name in names)
+    queries.stopService()
+
+
+def test_operations_that_changed_or_restarted_since_they_were_listed_are_skipped():
+    state, queries, session, clock, _ = make(interval=30.0)
+    queries.startService()
+    for name in ("a", "b", "c"):
+        state.ingest(heartbeat(name, {"acq": 3, "count": 3}, session_id="1"))
+    clock.advance(30.0)  # listed: six, one a second
+    assert session.asked() == [("observatory.a.ops", ("status", "acq"))]
+    heard(state, queries, "c", {"acq": 5, "count": 3})  # acq ended: asked once, for its end
+    heard(state, queries, "b", {"acq": 3}, sid="2")  # restarted without count
+    clock.advance(29.0)
+    assert session.asked()[1:] == [
+        ("observatory.c.ops", ("status", "acq")),
+        ("observatory.b.ops", ("status", "acq")),  # of run 2, on its change
+        ("observatory.a.ops", ("status", "count")),
+        ("observatory.c.ops", ("status", "count")),
+    ]
+    assert len(queries.calls) == 0
+
+
+def test_a_reactor_held_up_for_ticks_deals_their_slices_at_once():
+    state, queries, session, clock, _ = make(interval=10.0)
+    queries.startService()
+    for i in range(20):
+        state.ingest(heartbeat(f"agent{i}", {"acq": 3}))
+    clock.advance(10.0)
+    assert len(session.pending) == 2
+    clock.advance(5.0)  # one wake-up for five ticks
+    assert len(session.pending) == 12
+
+
 def test_no_session_no_calls_and_no_work():
     state, queries, session, clock, _ = make()
     queries.calls.lost()
@@ -291,3 +342,13 @@ def test_no_other_code_names_an_ops_procedure():
     assert naming == ["wamp/registry_compat.py", "wamp/sessions.py"]
     text = (package / "wamp" / "sessions.py").read_text()
     assert text.count('".ops"') == 1 and 'agent_address + ".ops", "status", op_name' in text
+
+
+def test_the_calls_per_second_flag_reaches_the_call_queue():
+    hub = ["--site-hub", "ws://h:1/ws", "--site-realm", "r", "--address-root", "observatory"]
+    default = ExporterService(settings_from_args(hub), Clock())
+    paced = ExporterService(
+        settings_from_args([*hub, "--wamp.max-calls-per-second", "40"]), Clock()
+    )
+    assert default.listener.calls.starts.per_second == 500
+    assert paced.listener.calls.starts.per_second == 40
