@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import testbed
-from testbed import crashy
+from testbed import crashy, feeder
 from testbed.mute import MuteAgent
 from tests.support.bed import Testbed
 
@@ -29,6 +29,12 @@ def _start(bed: Testbed, entry: dict, **options: object) -> testbed.Agent:
 def start_crashy(bed: Testbed, instance_id: str) -> testbed.Agent:
     """A CrashyAgent, run by ocs-agent-cli from its file."""
     return _start(bed, crashy.site_entry(instance_id), launcher=crashy.launcher())
+
+
+def start_feeder(bed: Testbed, instance_id: str, *arguments: str) -> testbed.Agent:
+    """A FeederAgent (testbed.feeder), run by ocs-agent-cli from its file; ``arguments``:
+    ``--fresh-time S``, ``--rate HZ``, ``--startup``."""
+    return _start(bed, feeder.site_entry(instance_id, *arguments), launcher=feeder.launcher())
 
 
 def start_watched(bed: Testbed, instance_id: str, *arguments: str) -> testbed.Agent:
