@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections import Counter
+
 import pytest
 
 import testbed
-from exporter.feeds import FeedMessage, parse_feed
+from exporter.feeds import FeedMessage, InvalidFeed, parse_feed
+from testbed import feedflood
 from tests.support.agents import start_feeder
 from tests.support.feedwatch import FeedWatch
 
@@ -87,3 +93,29 @@ def test_stopping_publish_stops_both_feeds_and_a_stall_pauses_them(feeder):
     stopped = len(heard(watch, "readings")), len(heard(watch, "chatter"))
     heartbeats_after(watch, 2)
     assert (len(heard(watch, "readings")), len(heard(watch, "chatter"))) == stopped
+
+
+def test_the_feed_flood_tool_reaches_a_feeds_wildcard_subscriber(bed, feeder):
+    """testbed.feedflood publishes every event it counts, oversize ones too, where the
+    exporter's ``<root>..feeds.`` subscription hears them."""
+    _, watch = feeder
+    command = [sys.executable, "-m", "testbed.feedflood", "--url", bed.router.url]
+    command += ["--realm", testbed.REALM, "--victim", "floodcheck", "--strangers", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sent = json.loads(result.stdout.splitlines()[-1])
+    expected = {k: len(v) for k, v in feedflood.malformed(victim="floodcheck").items()}
+    assert sent == {**expected, "unknown_agent": 3}
+    total = sum(sent.values())
+    prefix = f"{testbed.ADDRESS_ROOT}.floodcheck"
+    testbed.wait_for(lambda: len(watch.events(prefix)) >= total, 30, f"{total} flood events")
+    # As delivered, each is refused for the reason it was sent under (strangers parse).
+    reasons = Counter()
+    for event in watch.events(prefix):
+        payload = feedflood.Event(event.topic, tuple(event.args), event.kwargs).payload()
+        try:
+            parse_feed(payload, PREFIX)
+            reasons["unknown_agent"] += 1
+        except InvalidFeed as exc:
+            reasons[exc.reason] += 1
+    assert reasons == sent
