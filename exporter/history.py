@@ -7,6 +7,7 @@ threads may hold the old ones); :mod:`exporter.state` calls them under its lock.
 from __future__ import annotations
 
 import bisect
+from itertools import chain
 from sys import intern
 from typing import Any
 
@@ -20,6 +21,11 @@ _TRANSITIONS: InternTable[tuple[str, int], tuple[str, int]] = InternTable(lambda
 # operations share a few.
 _COUNTS: InternTable[tuple[int, ...], tuple[int, ...]] = InternTable(lambda k: k, 100_000)
 _NO_RUN = (0,) * len(OUTCOMES)
+# Op codes, transitions and runs, one dict for all records that have the same, keyed by
+# their items flat: the idle agents of a class have the same op codes, and agents started
+# together the same transitions and runs until their histories part. Bounded: a site whose
+# every agent differs costs a key per agent until the table is cleared.
+_DICTS: InternTable[tuple[Any, ...], dict[Any, Any]] = InternTable(None, 30_000)
 # Operation types, one dict for all agents that have the same (never mutated): they come
 # from the agent's class, so a site's many agents of one class share one, in the order of
 # the first answer.
@@ -34,18 +40,24 @@ def op_history(
     op code changed."""
     # Operation names are interned: thousands of agents share a few ("acq", ...), and the
     # wire gives every heartbeat its own copies.
-    op_codes = {intern(op): code for op, code in op_codes.items()}
+    op_codes = shared({intern(op): code for op, code in op_codes.items()})
     previous = record.op_codes
+    moved = [op for op, code in op_codes.items() if previous.get(op) != code]
+    if not moved and len(op_codes) == len(previous):
+        return previous, record.changed, record.transitions, moved  # the same operations
     changed = {op: t for op, t in record.changed.items() if op in op_codes}
     transitions = {k: n for k, n in record.transitions.items() if k[0] in op_codes}
-    moved = []
-    for op, code in op_codes.items():
-        if previous.get(op) != code:
-            moved.append(op)
-            changed[op] = now_wall
-            key = _TRANSITIONS[op, code]
-            transitions[key] = transitions.get(key, 0) + 1
-    return op_codes, changed, transitions, moved
+    for op in moved:
+        changed[op] = now_wall
+        key = _TRANSITIONS[op, op_codes[op]]
+        transitions[key] = transitions.get(key, 0) + 1
+    return op_codes, changed, shared(transitions), moved
+
+
+def shared(items: dict[Any, Any]) -> dict[Any, Any]:
+    """The dict held for ``items``' contents (``items`` itself if none is): never change
+    either after."""
+    return _DICTS.share(tuple(chain.from_iterable(items.items())), items)
 
 
 def of_ops(items: dict[str, Any], op_codes: dict[str, int]) -> dict[str, Any]:
@@ -98,7 +110,7 @@ def with_session(
             seconds = max(0.0, session.end_time - (session.start_time or session.end_time))
             durations = {**durations, op: _observe(durations[op], seconds)}
     if counts is not runs.get(op):
-        runs = {**runs, op: counts}
+        runs = shared({**runs, op: counts})
     return {"sessions": {**record.sessions, op: session}, "runs": runs, "durations": durations}
 
 

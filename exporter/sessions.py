@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import Any
 
 from exporter.interning import InternTable
 
@@ -46,34 +47,87 @@ _STATUS_CHANGE = 'Status is now "'  # how OCS words the message of every status 
 _TEXTS: InternTable[str, str] = InternTable(lambda text: text, 10_000)
 
 
-class OpSession(NamedTuple):
-    """An operation's session as far as the exporter uses it; never its data. Thousands
-    are held, so its messages are kept flat (time, text, time, text, ...): read them as
-    ``messages``."""
+# What few values share among thousands of sessions: (session_id, status, op_code,
+# success, outcome), one tuple for all sessions that have the same.
+_HEADS: InternTable[tuple[Any, ...], tuple[Any, ...]] = InternTable(lambda key: key, 10_000)
+_HEAD_FIELDS = ("session_id", "status", "op_code", "success", "outcome")
 
-    session_id: int  # OCS's counter of sessions per agent run (restarts at 0)
-    status: str  # one of STATUSES
-    op_code: int
-    success: bool | None  # None until done
-    start_time: float | None
-    end_time: float | None  # None until done
-    outcome: str | None  # one of OUTCOMES once done
-    data_time: float | None  # newest numeric timestamp among the data keys
-    log: tuple[float | str, ...] = ()  # the last MAX_MESSAGES, texts cut, flat
+
+def _head_field(i: int) -> property:
+    return property(lambda session: session[0][i], doc=f"As read from the status ({i}).")
+
+
+class OpSession(tuple):
+    """An operation's session as far as the exporter uses it; never its data. Thousands
+    are held, so it is one flat tuple: the fields few values share, as one shared tuple,
+    then start_time, end_time, data_time and the messages (time, text, time, text, ...);
+    read them by name. Made, compared and replaced as a named tuple is."""
+
+    __slots__ = ()
+    _fields = (
+        "session_id",  # OCS's counter of sessions per agent run (restarts at 0)
+        "status",  # one of STATUSES
+        "op_code",
+        "success",  # None until done
+        "start_time",
+        "end_time",  # None until done
+        "outcome",  # one of OUTCOMES once done
+        "data_time",  # newest numeric timestamp among the data keys
+        "log",  # the last MAX_MESSAGES, texts cut, flat
+    )
+
+    def __new__(
+        cls,
+        session_id: int,
+        status: str,
+        op_code: int,
+        success: bool | None,
+        start_time: float | None,
+        end_time: float | None,
+        outcome: str | None,
+        data_time: float | None,
+        log: tuple[float | str, ...] = (),
+    ) -> OpSession:
+        head = _HEADS[session_id, status, op_code, success, outcome]
+        return tuple.__new__(cls, (head, start_time, end_time, data_time, *log))
+
+    session_id: int = _head_field(0)  # type: ignore[assignment]
+    status: str = _head_field(1)  # type: ignore[assignment]
+    op_code: int = _head_field(2)  # type: ignore[assignment]
+    success: bool | None = _head_field(3)  # type: ignore[assignment]
+    outcome: str | None = _head_field(4)  # type: ignore[assignment]
+    start_time: float | None = property(itemgetter(1))  # type: ignore[assignment]
+    end_time: float | None = property(itemgetter(2))  # type: ignore[assignment]
+    data_time: float | None = property(itemgetter(3))  # type: ignore[assignment]
+
+    @property
+    def log(self) -> tuple[float | str, ...]:
+        return self[4:]
+
+    def _asdict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._fields}
+
+    def _replace(self, **changes: Any) -> OpSession:
+        if changes.keys() == {"data_time"}:  # a running process's, read again: the common one
+            return tuple.__new__(OpSession, (*self[:3], changes["data_time"], *self[4:]))
+        return OpSession(**{**self._asdict(), **changes})
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self._asdict().items())
+        return f"OpSession({fields})"
 
     @property
     def messages(self) -> tuple[tuple[float, str], ...]:
         """The last MAX_MESSAGES messages as (Unix time, text), oldest first."""
-        log = self.log
-        return tuple(zip(log[::2], log[1::2], strict=True))  # type: ignore[arg-type]
+        return tuple(zip(self[4::2], self[5::2], strict=True))
 
     @property
     def last_message_time(self) -> float | None:
-        return self.log[-2] if self.log else None  # type: ignore[return-value]
+        return self[-2] if len(self) > 4 else None  # type: ignore[return-value]
 
     @property
     def done(self) -> bool:
-        return self.status == "done"
+        return self[0][1] == "done"
 
 
 class InvalidSession(ValueError):

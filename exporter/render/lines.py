@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Sequence
+from operator import attrgetter
 from typing import NamedTuple
 
 from prometheus_client.utils import floatToGoString
@@ -143,18 +144,19 @@ def affected(
     return [w for w in writers if (changed & w.reads if w.reads else others)]
 
 
-_SESSION_READS = tuple(f"sessions.{field}" for field in OpSession._fields)
+_SESSION_READS = tuple((f"sessions.{field}", attrgetter(field)) for field in OpSession._fields)
 
 
 def _session_changes(old: dict[str, OpSession], new: dict[str, OpSession]) -> set[str]:
     """``sessions.<field>`` for each field of an operation's session that differs."""
     if old.keys() != new.keys():
-        return set(_SESSION_READS)
+        return {name for name, _ in _SESSION_READS}
     return {
         name
         for op, session in new.items()
-        for name, a, b in zip(_SESSION_READS, old[op], session, strict=True)
-        if a != b
+        if session != old[op]
+        for name, get in _SESSION_READS
+        if get(session) != get(old[op])
     }
 
 
