@@ -39,6 +39,7 @@ AGENT_ALERTS = {
     "OcsProcessNotRunning",
     "OcsTaskCrashed",
     "OcsProcessStale",
+    "OcsFeedStale",
 }
 # Alerts about whether an agent runs: agents the site config says are not expected to run
 # (ocs_agent_info{expected="false"}) never raise them. OcsAgentMissing only looks at
@@ -217,6 +218,52 @@ MUTANTS = {
         "(ocs_op_code == 3)\n          and on (job, agent_address, operation) "
         'ocs:op_info:max{op_type="process"}',
         "(ocs_op_code == 3)",
+    ),
+    "the default fresh time not 180 s": ("* 0 + 180", "* 0 + 1800"),
+    "declared fresh times ignored": (
+        "max without (instance) (ocs_feed_fresh_time_seconds)\n          or ",
+        "",
+    ),
+    "unrecorded feeds alert": (
+        'and on (job, agent_address, feed) max without (instance) (ocs_feed_info{record="true"})',
+        "",
+    ),
+    "feed times of a replica cut off from the router": (
+        "max without (instance) (ocs_feed_last_message_timestamp_seconds)\n          >",
+        "min without (instance) (ocs_feed_last_message_timestamp_seconds)\n          >",
+    ),
+    "feeds of agents running no process alert": (
+        "\n          and on (job, agent_address) (\n"
+        "            max without (instance) (ocs_op_code == 3 or ocs_op_code == 8)\n"
+        "            unless on (job, agent_address, operation) "
+        'ocs:op_info:max{op_type="task"}\n          )',
+        "",
+    ),
+    "DEGRADED processes not counted as running": (
+        "(ocs_op_code == 3 or ocs_op_code == 8)",
+        "(ocs_op_code == 3)",
+    ),
+    "feeds of agents whose operations have no type not watched": (
+        "(ocs_op_code == 3 or ocs_op_code == 8)\n"
+        "            unless on (job, agent_address, operation) "
+        'ocs:op_info:max{op_type="task"}',
+        "(ocs_op_code == 3 or ocs_op_code == 8)\n"
+        "            and on (job, agent_address, operation) "
+        'ocs:op_info:max{op_type="process"}',
+    ),
+    "feeds stopped with their process alert": (
+        "\n          unless on (job, agent_address, feed) (",
+        "\n          unless on (job, agent_address, feed) (vector(0) and ",
+    ),
+    "ended tasks taken for stopped processes": (
+        "(ocs_op_code == 4 or ocs_op_code == 5 or ocs_op_code == 6)\n"
+        "                unless on (job, agent_address, operation) "
+        'ocs:op_info:max{op_type="task"}',
+        "(ocs_op_code == 4 or ocs_op_code == 5 or ocs_op_code == 6)",
+    ),
+    "a feed stopping a minute after a process stopped taken for stopped with it": (
+        "              + 30\n",
+        "              + 90\n",
     ),
 }
 

@@ -46,6 +46,11 @@ GROUP_WAIT = "30s"  # Alertmanager's group_wait default
 #             neither adds to it: the age Prometheus computes can only be older than the
 #             agent's, never younger. Hence also no scrape term, and the check that the
 #             threshold is above the interval plus the scrape interval.
+#   fresh:    a feed reads stale once its fresh time has passed since its last message; the
+#             row uses the default fresh time of the recording rule
+#             ocs:feed_fresh_time_seconds (a feed may declare its own). As for `stale`, the
+#             scrape carrying the last message time comes within that time and adds nothing,
+#             and the default must be above the scrape interval.
 #   lookback: a target dropped without a staleness marker (a removed job, a Prometheus
 #             restart) keeps its last `up` sample for the lookback delta; no scrape follows.
 DELAYS: dict[str, tuple[str, ...]] = {
@@ -60,6 +65,7 @@ DELAYS: dict[str, tuple[str, ...]] = {
     "OcsAgentHeartbeatStalling": ("gap",),
     "OcsTaskCrashed": ("heartbeat",),
     "OcsProcessStale": ("stale",),
+    "OcsFeedStale": ("fresh",),
     "OcsExporterRouterDisconnected": (),
     "OcsExporterReplicaDisconnected": (),
     "OcsExporterDown": ("hung",),
@@ -187,6 +193,14 @@ def timing(alert: str, settings: Settings) -> Timing:
                 f" ({scrape_interval:g} s): healthy processes would read stale"
             )
         other.append(("data age", threshold))
+    if "fresh" in delays:
+        fresh = default_fresh_time(settings.groups)
+        if fresh <= scrape_interval:
+            raise ValueError(
+                f"{alert}: a default fresh time of {fresh:g} s is not above the scrape"
+                f" interval ({scrape_interval:g} s): healthy feeds would read stale"
+            )
+        other.append(("fresh time", fresh))
     lag = _recording_lag(settings, group, position)
     if lag:
         other.append(("recording rules", lag))
@@ -195,7 +209,7 @@ def timing(alert: str, settings: Settings) -> Timing:
         alert=alert,
         timeout=settings.agent_timeout if "timeout" in delays else 0,
         other=tuple(other),
-        scrape=0 if {"lookback", "stale"} & set(delays) else scrape_interval,
+        scrape=0 if {"lookback", "stale", "fresh"} & set(delays) else scrape_interval,
         evaluation=interval,
         hold=math.ceil(duration(rule.get("for", "0")) / interval) * interval,
         group_wait=group_wait,
@@ -229,6 +243,14 @@ def _scrape(prometheus: dict) -> tuple[float, float]:
 
 def _threshold(expr: str) -> float:
     (number,) = re.findall(r"\)\s*>\s*([0-9.]+)", expr)
+    return float(number)
+
+
+def default_fresh_time(groups: list[dict]) -> float:
+    """The fresh time of a feed that declares none: the number the recording rule
+    ``ocs:feed_fresh_time_seconds`` adds to ``ocs_feed_info * 0``."""
+    group, position = _find(groups, record="ocs:feed_fresh_time_seconds")
+    (number,) = re.findall(r"\*\s*0\s*\+\s*([0-9.]+)", group["rules"][position]["expr"])
     return float(number)
 
 

@@ -177,6 +177,29 @@ def test_a_stale_threshold_within_the_sessions_interval_and_a_scrape_is_refused(
     assert timing("OcsProcessStale", fast).other == (("data age", 45),)
 
 
+FRESH = {
+    "record": "ocs:feed_fresh_time_seconds",
+    "expr": "max without (instance) (ocs_feed_fresh_time_seconds) or ocs_feed_info * 0 + 180",
+}
+FEED_STALE = alert(
+    "OcsFeedStale",
+    "time() - ocs_feed_last_message_timestamp_seconds > ocs:feed_fresh_time_seconds",
+    **{"for": "2m"},
+)
+
+
+def test_a_stale_feed_waits_out_the_default_fresh_time_instead_of_a_scrape():
+    t = timing("OcsFeedStale", settings([FRESH, FEED_STALE]))
+    assert (t.scrape, t.other) == (0, (("fresh time", 180),))
+    assert t.bound == 180 + 15 + 120 + 30
+
+
+def test_a_default_fresh_time_within_a_scrape_interval_is_refused():
+    short = {**FRESH, "expr": FRESH["expr"].replace("+ 180", "+ 15")}
+    with pytest.raises(ValueError, match="healthy feeds would read stale"):
+        timing("OcsFeedStale", settings([short, FEED_STALE]))
+
+
 def test_the_first_matching_route_gives_the_group_wait_and_children_inherit():
     info = {"receiver": "info", "matchers": ['severity="info"'], "group_wait": "10s"}
     paging = {"receiver": "pager", "matchers": ["severity=~crit.*"]}
