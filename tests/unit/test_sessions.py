@@ -54,6 +54,27 @@ def test_a_running_session_keeps_its_times_and_last_messages():
     assert session.messages[0][0] is session.start_time  # the same float, held once
 
 
+def test_sessions_share_what_few_values_share_and_replace_as_a_named_tuple():
+    first = parse_status(session_answer("acq", 4, "running", data={"timestamp": 5.0}))
+    other = parse_status(
+        session_answer("acq", 4, "running", data={"timestamp": 6.0}, start_time=1_800_000_001.0)
+    )
+    assert first[0] is other[0]  # session id, status, op code, success, outcome: one tuple
+    moved = first._replace(data_time=6.0)
+    assert moved.data_time == 6.0 and moved.log == first.log and moved != first
+    assert moved._replace(data_time=5.0) == first
+    ended = first._replace(status="done", end_time=1_800_000_002.0, outcome="succeeded")
+    assert (ended.status, ended.end_time, ended.outcome, ended.session_id) == (
+        "done",
+        1_800_000_002.0,
+        "succeeded",
+        4,
+    )
+    assert ended.done and not first.done
+    assert repr(first).startswith("OpSession(session_id=4, status='running', op_code=3,")
+    assert first._asdict()["log"] == first.log and len(first.messages) == 2
+
+
 def test_no_session_yet_is_none_and_an_unknown_operation_is_invalid():
     assert parse_status(NO_SESSION) is None
     assert read_status(NO_SESSION) == (None, False)

@@ -299,6 +299,35 @@ def test_agents_share_their_transition_keys():
     assert all(a is b for other in keys[1:] for a, b in zip(keys[0], other, strict=True))
 
 
+def test_agents_alike_share_their_op_codes_transitions_and_runs_dicts():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    for i in range(3):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3, "count": 5}))
+        done = session_answer("count", 1, "done", True, start_time=1_800_000_000.0 + i)
+        state.set_session(
+            f"observatory.agent-{i}", state.session_of(f"observatory.agent-{i}"), "count", done
+        )
+    state.ingest(heartbeat("agent-2", {"acq": 6, "count": 5}))  # agent-2's history parts
+    records = [state._agents[f"observatory.agent-{i}"].record for i in range(3)]
+    assert records[0].op_codes is records[1].op_codes is not records[2].op_codes
+    assert records[0].transitions is records[1].transitions
+    assert records[2].transitions == {("acq", 3): 1, ("count", 5): 1, ("acq", 6): 1}
+    assert records[0].runs is records[1].runs is records[2].runs
+    assert records[0].runs == {"count": (1, 0, 0, 0)}
+    assert records[0].sessions["count"].start_time != records[1].sessions["count"].start_time
+
+
+def test_a_heartbeat_that_moves_no_op_code_keeps_the_records_dicts(state):
+    state.ingest(heartbeat("a", {"acq": 3}, session_id="1.0"))
+    before = state._agents["observatory.a"].record
+    state.ingest(heartbeat("a", {"acq": 3}, session_id="2.0"))  # a restart, same op codes
+    after = state._agents["observatory.a"].record
+    assert after is not before and after.restarts == 1
+    assert after.op_codes is before.op_codes and after.changed is before.changed
+    assert after.transitions is before.transitions
+
+
 def test_agents_with_the_same_operation_types_share_one_dict():
     clock = FakeClock()
     state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
