@@ -62,7 +62,8 @@ def sane_name(value: object) -> bool:
         isinstance(value, str)
         and 0 < len(value) <= MAX_NAME_LENGTH
         and value.isprintable()
-        and not any(c.isspace() for c in value)
+        # The one printable whitespace character is the space: the name has no whitespace.
+        and " " not in value
     )
 
 
