@@ -21,6 +21,7 @@ from .common import (
     prop,
     query,
 )
+from .feeds import agent_table, rate_panel
 from .panels import (
     by_outcome,
     counts_panel,
@@ -389,4 +390,6 @@ def build(job: str) -> dashboard.Dashboard:
                 viz.GraphThresholdsStyleConfig().mode(vizmodel.GraphTresholdsStyleMode.LINE)
             )
         )
+        .with_panel(agent_table(21))
+        .with_panel(rate_panel(22, "{{feed}}", (24, 8)))
     )

@@ -57,6 +57,21 @@ def alert_threshold(alert: str, rules: Path = RULES) -> float:
 # OcsProcessStale's threshold: the age at which a running process's data is stale.
 STALE_AFTER = alert_threshold("OcsProcessStale")
 
+
+def default_fresh_time(rules: Path = RULES) -> float:
+    """The fresh time of a feed that declares none: the number the recording rule
+    ocs:feed_fresh_time_seconds adds to `ocs_feed_info * 0`, read from the rule file."""
+    for group in yaml.safe_load(rules.read_text())["groups"]:
+        for rule in group["rules"]:
+            if rule.get("record") == "ocs:feed_fresh_time_seconds":
+                (number,) = re.findall(r"\*\s*0\s*\+\s*([0-9.]+)", rule["expr"])
+                return float(number)
+    raise KeyError(f"no recording rule ocs:feed_fresh_time_seconds in {rules}")
+
+
+# OcsFeedStale's default fresh time (180 s as shipped).
+FRESH_DEFAULT = default_fresh_time()
+
 # ---------------------------------------------------------------------------- queries
 
 

@@ -22,6 +22,7 @@ from .common import (
     query,
     value_map,
 )
+from .feeds import FEED_AGE, FRESH_TIME, rate_panel, recorded_table
 from .panels import (
     by_outcome,
     counts_panel,
@@ -37,6 +38,7 @@ from .promql import (
     FAILED_ENTRIES,
     OP_CODES,
     OPS_FAILED,
+    RECORDED,
     RUNS,
     SINCE_HEARTBEAT,
     UPTIME,
@@ -299,4 +301,22 @@ def build(job: str) -> dashboard.Dashboard:
             )
         )
         .with_panel(process_data_table())
+        .with_panel(
+            stat_panel(
+                11,
+                "Recorded feeds stale",
+                "Recorded data feeds of the selected agents silent for longer than their fresh"
+                " time (see Stale feeds below). OcsFeedStale fires for those whose agent runs a"
+                " process that did not stop when the feed did.",
+                query(
+                    f"count(({FEED_AGE}) > {FRESH_TIME} and on (job, agent_address, feed)"
+                    f" {RECORDED}) or vector(0)",
+                    "Recorded feeds stale",
+                ),
+                size=(4, 8),
+                thresholds=RED_FROM_1,
+            )
+        )
+        .with_panel(rate_panel(13, "{{instance_id}} {{feed}}", (20, 8)))
+        .with_panel(recorded_table(12).override_by_name("Agent", agent_link()))
     )

@@ -90,3 +90,27 @@ RUNNING_PROCESSES = (
 def of_running_processes(expr: str) -> str:
     """`expr`, a value per operation, kept for the processes that are RUNNING."""
     return f"{expr} and on (job, agent_address, operation) ({RUNNING_PROCESSES})"
+
+
+# Data feeds (--collector.feeds): a feed's last message time is the newest any replica heard
+# (a replica cut off from the router keeps an old one); messages are counted by each replica,
+# and the largest rate kept (a sum would double it).
+FEED = "job, agent_address, feed"
+FEED_AGE = f"time() - {newest('ocs_feed_last_message_timestamp_seconds')}"
+FEED_RATE = (
+    f"max without (instance) (rate({agent_series('ocs_feed_messages_total')}[$__rate_interval]))"
+)
+RECORDED = newest("ocs_feed_info", 'record="true"')
+
+
+def fresh_time(default: float) -> str:
+    """Each feed's fresh time: the one it declares, else `default` (the alert rules' recording
+    rule ocs:feed_fresh_time_seconds, written out: dashboards read no recorded series)."""
+    declared = newest("ocs_feed_fresh_time_seconds")
+    info = f"max without (instance, record) ({agent_series('ocs_feed_info')})"
+    return f"({declared} or {info} * 0 + {default:g})"
+
+
+def of_recorded(expr: str) -> str:
+    """`expr`, a value per feed, kept for the recorded feeds."""
+    return f"{expr} and on ({FEED}) {RECORDED}"

@@ -87,6 +87,10 @@ AGENT_METRICS = (
     "ocs_op_data_timestamp_seconds",
     "ocs_op_runs_total",
     "ocs_op_session_duration_seconds",
+    "ocs_feed_info",
+    "ocs_feed_messages_total",
+    "ocs_feed_last_message_timestamp_seconds",
+    "ocs_feed_fresh_time_seconds",
 )
 
 

@@ -211,7 +211,7 @@ def test_overview_shows_operation_states_over_time():
 
 def test_overview_tables_link_agents_to_the_agent_dashboard():
     tables = [p for p in panels(dashboards()["ocs-overview"]) if p["type"] == "table"]
-    assert [table["title"] for table in tables] == ["Agents", "Process data age"]
+    assert [table["title"] for table in tables] == ["Agents", "Process data age", "Stale feeds"]
     for table in tables:
         assert_links_agents(table)
     # The up/down column reads as text.
@@ -417,6 +417,52 @@ def test_agent_dashboard_shows_each_operations_latest_session_and_run_outcomes()
     defaults = age["fieldConfig"]["defaults"]
     assert defaults["custom"]["thresholdsStyle"] == {"mode": "line"}
     assert red_from(defaults) == stale_after()
+
+
+def default_fresh_time() -> float:
+    """OcsFeedStale's default fresh time, as the timing table reads it from the shipped rules."""
+    return dict(timing("OcsFeedStale", Settings.shipped()).other)["fresh time"]
+
+
+RATE = "max without (instance) (rate(ocs_feed_messages_total{"
+
+
+def test_overview_shows_feed_rates_and_recorded_feeds_stalest_first():
+    (rate,) = exprs(panel("ocs-overview", "Feed message rate"))
+    assert rate.startswith(RATE) and rate.endswith("[$__rate_interval]))")
+    table = panel("ocs-overview", "Stale feeds")
+    age, fresh, left = exprs(table)
+    assert age.startswith("time() - max without (instance) (ocs_feed_last_message_")
+    # The declared fresh time, else the rules' default; as OcsFeedStale takes it.
+    assert fresh.startswith("(max without (instance) (ocs_feed_fresh_time_seconds{")
+    assert f"* 0 + {default_fresh_time():g})" in fresh
+    assert left.startswith(fresh.split(" and on ")[0] + " - (time() - ")
+    for expr in (age, fresh, left):
+        assert expr.endswith(
+            "and on (job, agent_address, feed) max without (instance)"
+            ' (ocs_feed_info{job="$job", record="true", agent_class=~"$agent_class",'
+            ' instance_id=~"$agent"})'
+        )
+    columns = renamed_columns(table)
+    assert {"instance_id": "Agent", "feed": "Feed"}.items() <= columns.items()
+    assert table["options"]["sortBy"] == [{"displayName": "Fresh time left", "desc": False}]
+    assert red_from(overrides(table)["Since last message"]) == default_fresh_time()
+    (count,) = exprs(panel("ocs-overview", "Recorded feeds stale"))
+    assert count.startswith("count((time() - ") and count.endswith("or vector(0)")
+
+
+def test_agent_dashboard_shows_its_feeds():
+    (rate,) = exprs(panel("ocs-agent", "Feed message rate"))
+    assert rate.startswith(RATE)
+    table = panel("ocs-agent", "Feeds")
+    info, age, fresh, left, messages = exprs(table)
+    assert info.startswith("max without (instance) (ocs_feed_info{")
+    assert age.startswith("time() - max without (instance) (ocs_feed_last_message_")
+    assert f"* 0 + {default_fresh_time():g})" in fresh and left.startswith(fresh + " - ")
+    assert "ocs_feed_messages_total{" in messages and "[$__range]" in messages
+    columns = renamed_columns(table)
+    assert {"feed": "Feed", "record": "Recorded"}.items() <= columns.items()
+    assert red_from(overrides(table)["Since last message"]) == default_fresh_time()
 
 
 def test_exporter_dashboard_shows_its_self_metrics():
