@@ -44,7 +44,8 @@ AGENT = "dash1"
 def prometheus(bed, tmp_path_factory):
     """One exporter, scraped by one Prometheus as two jobs (JOBS) every second; agent dash1
     runs acq and its delay_task has FAILED, the exporter has read both sessions (start, end,
-    data timestamp, runs), and every job has samples enough for rates."""
+    data timestamp, runs), its acq publishes the recorded feed false_temperatures, and every
+    job has samples enough for rates (of heartbeats and feed messages)."""
     bed.start_agent(AGENT, "--mode", "acq", "--sample-rate", "1")
     exporter = bed.start_exporter()
     target = f"127.0.0.1:{exporter.port}"
@@ -60,17 +61,19 @@ def prometheus(bed, tmp_path_factory):
         bed.client(AGENT).delay_task(delay=0, succeed=False)
         failed = f'instance_id="{AGENT}", operation="delay_task"'
         acq = f'instance_id="{AGENT}", operation="acq"'
+        feed = f'instance_id="{AGENT}", feed="false_temperatures"'
         testbed.wait_for(
             lambda: all(
                 prom.query(f'ocs_op_code{{job="{job}", {failed}}} == 6')
                 and prom.query(f'ocs_op_session_end_timestamp_seconds{{job="{job}", {failed}}}')
                 and prom.query(f'ocs_op_data_timestamp_seconds{{job="{job}", {acq}}}')
                 and prom.query(f'rate(ocs_exporter_heartbeats_total{{job="{job}"}}[15s]) > 0')
+                and prom.query(f'rate(ocs_feed_messages_total{{job="{job}", {feed}}}[15s]) > 0')
                 for job in JOBS
             ),
             60,
-            f"{AGENT}'s FAILED delay_task, its sessions and heartbeat rates of every job in"
-            " Prometheus",
+            f"{AGENT}'s FAILED delay_task, its sessions, heartbeat and false_temperatures rates"
+            " of every job in Prometheus",
         )
         yield prom
     finally:
@@ -160,12 +163,19 @@ AGENTS = {
 SITE_CONFIG = {"fake1": ("daq1", "true"), "fake2": ("daq1", "true"), "fake3": ("daq2", "true")}
 PROCESSES = {"acq", "count", "run"}
 UNTYPED = {"lab1"}  # agents that did not answer get_api: no ocs_op_info
+# instance_id: {feed: (record, declared fresh time or None)}
+FEEDS = {
+    "fake1": {"false_temperatures": ("true", None), "slow": ("true", 900)},
+    "fake2": {"false_temperatures": ("true", None)},
+    "lab1": {"status": ("false", None)},
+}
 
 
 def replica_series(instance: str, joined: bool) -> list[dict]:
     """The exporter's series over 10 min at 15 s: `joined` to the router or cut off at 5 min.
 
-    A down agent stopped heartbeating at 100 s; a replica that is cut off hears nothing after
+    Feeds (FEEDS) send a message a second while heard, as the heartbeats. A down agent
+    stopped heartbeating at 100 s; a replica that is cut off hears nothing after
     300 s, so it reads every agent down and every op code EXPIRED (7), measures a growing
     heartbeat gap, saw operations change later than the joined one (it first saw them
     later), and keeps the sessions it read last. fake1 restarted at 150 s; its delay_task
@@ -229,6 +239,21 @@ def replica_series(instance: str, joined: bool) -> list[dict]:
                 add("ocs_op_transitions_total", {**op, "to": "FAILED"}, again)
             else:
                 add("ocs_op_transitions_total", {**op, "to": OPCODES[str(code)]}, "1x40")
+        for metric, extra, values in feed_series(instance_id, last):
+            add(metric, {**labels, **extra}, values)
+    return series
+
+
+def feed_series(instance_id: str, last: str) -> list[tuple[str, dict, str]]:
+    """(metric, labels beyond the agent's, values) of the agent's FEEDS: a message a second,
+    heard while its heartbeats are (`last`, their times)."""
+    series = []
+    for feed, (record, fresh) in FEEDS.get(instance_id, {}).items():
+        series.append(("ocs_feed_info", {"feed": feed, "record": record}, "1x40"))
+        series.append(("ocs_feed_last_message_timestamp_seconds", {"feed": feed}, last))
+        series.append(("ocs_feed_messages_total", {"feed": feed}, last))
+        if fresh:
+            series.append(("ocs_feed_fresh_time_seconds", {"feed": feed}, f"{fresh}x40"))
     return series
 
 
