@@ -168,14 +168,20 @@ class Refusing(Session):
         return fail(RuntimeError("wamp.error.no_such_procedure"))
 
 
-def test_at_most_per_second_calls_start_in_any_second_even_when_answered_at_once():
+def refused(calls: int, in_flight: int, per_second: int):
+    """A queue on a session that refuses every call at once, given ``calls`` calls."""
     clock = Clock()
-    queue = CallQueue(clock, in_flight=16, per_second=100)
+    queue = CallQueue(clock, in_flight=in_flight, per_second=per_second)
     session = Refusing(clock)
     queue.joined(session)
     outcomes = Outcomes()
-    for i in range(350):
+    for i in range(calls):
         queue.put(i, outcomes.call(f"agent{i}"))
+    return clock, queue, session, outcomes
+
+
+def test_at_most_per_second_calls_start_in_any_second_even_when_answered_at_once():
+    clock, queue, session, outcomes = refused(350, in_flight=16, per_second=100)
     assert len(session.started) == 100 and len(queue) == 250
     # Resumed by one timer when the oldest start is a second old, not by polling.
     [resume] = clock.getDelayedCalls()
@@ -211,13 +217,7 @@ def test_calls_waiting_for_the_rate_keep_latest_put_wins_and_skipped_ones_cost_n
 
 
 def test_no_rate_limit_with_zero_per_second():
-    clock = Clock()
-    queue = CallQueue(clock, in_flight=5000, per_second=0)
-    session = Refusing(clock)
-    queue.joined(session)
-    outcomes = Outcomes()
-    for i in range(2000):
-        queue.put(i, outcomes.call(f"agent{i}"))
+    clock, _, session, _ = refused(2000, in_flight=5000, per_second=0)
     assert len(session.started) == 2000 and clock.getDelayedCalls() == []
 
 
