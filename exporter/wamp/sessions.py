@@ -49,7 +49,8 @@ class SessionQueries(service.Service):
     seconds, spread over the interval rather than all at once: 10,000 agents make a steady
     trickle of calls, not a burst every interval. An operation whose op code changed since
     the list was taken was asked then (or stopped running) and is skipped; one of an agent
-    restarted meanwhile is skipped by the queue."""
+    restarted meanwhile is skipped by the queue. One of an agent gone down meanwhile is still
+    asked, once: the state has no read of one agent's liveness."""
 
     def __init__(
         self,
