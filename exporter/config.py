@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import yaml
 
+from exporter.feeds import DEFAULT_MAX_FEEDS
 from exporter.flags import (
     CALLS_PER_SECOND,
     DURATION_BUCKETS,
@@ -74,6 +75,8 @@ class Settings:
     sessions_data_keys: tuple[str, ...] = DATA_KEYS
     sessions_durations: bool = False
     sessions_duration_buckets: tuple[float, ...] = tuple(map(float, DURATION_BUCKETS))
+    feeds: bool = True
+    max_feeds_per_agent: int = DEFAULT_MAX_FEEDS
     registry_compat: bool = False
     registry_compat_instance_id: str = "registry"
 
@@ -271,6 +274,8 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         sessions_data_keys=args.collector_sessions_data_keys,
         sessions_durations=args.collector_sessions_durations,
         sessions_duration_buckets=args.collector_sessions_duration_buckets,
+        feeds=args.collector_feeds,
+        max_feeds_per_agent=args.max_feeds_per_agent,
         registry_compat=args.registry_compat,
         registry_compat_instance_id=args.registry_compat_instance_id,
     )

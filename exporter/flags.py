@@ -27,6 +27,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from exporter import __version__
+from exporter.feeds import DEFAULT_MAX_FEEDS
 from exporter.sessions import DATA_KEYS
 
 DEFAULT_PORT = 10020
@@ -94,6 +95,14 @@ def count(text: str) -> int:
     if not text.strip().isdigit():
         raise ArgumentTypeError(f"{text!r} is not a whole number")
     return int(text)
+
+
+def positive_count(text: str) -> int:
+    """:func:`count`, but at least 1."""
+    number = count(text)
+    if number == 0:
+        raise ArgumentTypeError(f"{text!r} must be at least 1")
+    return number
 
 
 def boolean(text: str) -> bool:
@@ -536,6 +545,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(map(str, DURATION_BUCKETS)),
         type=bucket_list,
         metavar="LIST",
+    )
+    _flag(
+        exp,
+        "--collector.feeds",
+        "listen to every data feed (<root>..feeds.), not only heartbeats, and export each "
+        "feed's message count and last message time",
+        default="true",
+        type=boolean,
+    )
+    _flag(
+        exp,
+        "--max-feeds-per-agent",
+        "track at most this many feeds per agent; messages of further feeds are refused and "
+        "counted",
+        default=str(DEFAULT_MAX_FEEDS),
+        type=positive_count,
+        metavar="N",
     )
     compat = parser.add_argument_group("a drop-in for the OCS RegistryAgent")
     _flag(

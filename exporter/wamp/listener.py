@@ -1,4 +1,4 @@
-"""The WAMP side: an autobahn Component that feeds heartbeat events into the state."""
+"""The WAMP side: an autobahn Component that feeds heartbeat and feed events into the state."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autobahn.twisted.component import Component
+from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from exporter.config import WampAuth, WampTLS
+from exporter.feeds import InvalidFeed
 from exporter.flags import CALLS_PER_SECOND
 from exporter.heartbeat import InvalidHeartbeat
 from exporter.state import AgentRefused, AgentState, Heard
@@ -44,8 +46,20 @@ def heartbeat_topic(address_root: str) -> str:
     return f"{address_root}..feeds.heartbeat"
 
 
+def feeds_topic(address_root: str) -> str:
+    """The wildcard topic every feed of every agent matches: ``<root>..feeds.``."""
+    return f"{address_root}..feeds."
+
+
+# An event's topic (an agent's feed address) ends so when it is a heartbeat.
+HEARTBEAT_SUFFIX = ".feeds.heartbeat"
+
+
 class HeartbeatListener(service.Service):
-    """Stays joined to the router (reconnecting forever) and subscribed to every heartbeat.
+    """Stays joined to the router (reconnecting forever) and subscribed to every heartbeat,
+    and with ``feeds`` to every feed: one wildcard subscription, its events told apart by
+    topic (a heartbeat goes the heartbeat's way, any other feed to ``state.ingest_feed``).
+    A router that refuses the feeds subscription gets the heartbeat one instead, said once.
 
     A heartbeat that tells something new is followed by calls to its agent, through one
     call queue: get_api for a new or restarted agent (``op_types``), and ``status`` for the
@@ -68,13 +82,18 @@ class HeartbeatListener(service.Service):
         op_types: bool = True,
         sessions_interval: float | None = None,
         calls_per_second: int = CALLS_PER_SECOND,
+        feeds: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor  # noqa: PLC0415
         self.state = state
         self.url = url
         self.realm = realm
-        self.topic = heartbeat_topic(address_root)
+        self.feeds = feeds
+        self.feeds_topic = feeds_topic(address_root)
+        self.heartbeat_topic = heartbeat_topic(address_root)
+        self.topic = self.feeds_topic if feeds else self.heartbeat_topic  # as subscribed
+        self._told_heartbeats_only = False
         self.serializers = serializers
         self.max_retry_delay = max_retry_delay
         self.reactor = reactor
@@ -160,8 +179,14 @@ class HeartbeatListener(service.Service):
     # -- WAMP events -----------------------------------------------------------------------
 
     def _on_join(self, session: Any, details: Any) -> Any:
-        options = SubscribeOptions(match="wildcard")
-        d = session.subscribe(self._on_heartbeat, self.topic, options=options)
+        if self.feeds:
+            self.topic = self.feeds_topic
+            # details=True: the event's topic tells a heartbeat from another feed.
+            options = SubscribeOptions(match="wildcard", details=True)
+            d = session.subscribe(self._on_feed, self.topic, options=options)
+            d.addErrback(self._feeds_refused, session)
+        else:
+            d = self._subscribe_heartbeats(session)
 
         def subscribed(_: Any) -> None:
             self.connected = True
@@ -183,6 +208,31 @@ class HeartbeatListener(service.Service):
 
         d.addCallbacks(subscribed, refused)
         return d
+
+    def _subscribe_heartbeats(self, session: Any) -> Any:
+        """Subscribes to every heartbeat (and to nothing else)."""
+        self.topic = self.heartbeat_topic
+        return session.subscribe(
+            self._on_heartbeat, self.topic, options=SubscribeOptions(match="wildcard")
+        )
+
+    def _feeds_refused(self, failure: Any, session: Any) -> Any:
+        """A role that may not subscribe to every feed: heartbeats only, said once per process
+        (the feeds are tried again on every join, in case the role changed)."""
+        failure.trap(ApplicationError)
+        if failure.value.error != ApplicationError.NOT_AUTHORIZED:
+            return failure
+        if not self._told_heartbeats_only:
+            self._told_heartbeats_only = True
+            log.warning(
+                "router refused subscription to %s (%s): exporting heartbeats only, no "
+                "ocs_feed_* series; a role that may subscribe to %s exports every feed (see "
+                "deploy/crossbar/exporter-role.json)",
+                self.feeds_topic,
+                describe(failure.value),
+                self.feeds_topic,
+            )
+        return self._subscribe_heartbeats(session)
 
     def _run_join_hooks(self, session: Any) -> None:
         for hook in self.join_hooks:
@@ -221,8 +271,31 @@ class HeartbeatListener(service.Service):
             self._outage_started = self.reactor.seconds()
             log.warning("lost router %s (%s); reconnecting", self.url, why)
 
-    def _on_heartbeat(self, *args: Any, **kwargs: Any) -> None:
+    def _on_feed(self, *args: Any, details: Any, **kwargs: Any) -> None:
+        """An event of the feeds subscription: a heartbeat, or a message of another feed."""
         payload = args[0] if len(args) == 1 and not kwargs else None
+        topic = details.topic
+        if topic.endswith(HEARTBEAT_SUFFIX):
+            self._heartbeat(payload)
+            return
+        try:
+            self.state.ingest_feed(payload)
+        except InvalidFeed as exc:
+            agent = topic.partition(".feeds.")[0]
+            if self.throttle.allow(("feed", agent)):
+                log.warning(
+                    "rejected feed message on %s (%s): %s; further rejections of %s's feeds "
+                    "are counted and not logged for 60 s",
+                    topic,
+                    exc.reason,
+                    exc.detail,
+                    agent,
+                )
+
+    def _on_heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        self._heartbeat(args[0] if len(args) == 1 and not kwargs else None)
+
+    def _heartbeat(self, payload: Any) -> None:
         try:
             heard = self.state.ingest(payload)
             if heard is not None:

@@ -210,6 +210,21 @@ def test_forget_after_and_max_agents(tmp_path):
         settings_from_args(["--site-file", str(path), "--max-agents", "many"])
 
 
+def test_feeds_and_max_feeds_per_agent(tmp_path, monkeypatch):
+    path = site(tmp_path, {"hub": HUB})
+    s = settings_from_args(["--site-file", str(path)])
+    assert (s.feeds, s.max_feeds_per_agent) == (True, 64)
+    s = settings_from_args(
+        ["--site-file", str(path), "--no-collector.feeds", "--max-feeds-per-agent", "1"]
+    )
+    assert (s.feeds, s.max_feeds_per_agent) == (False, 1)
+    monkeypatch.setenv("OCS_EXPORTER_MAX_FEEDS_PER_AGENT", "7")
+    assert settings_from_args(["--site-file", str(path)]).max_feeds_per_agent == 7
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ConfigError, match="--max-feeds-per-agent"):
+            settings_from_args(["--site-file", str(path), "--max-feeds-per-agent", bad])
+
+
 ENV_BAD = {
     "typed": ("OCS_EXPORTER_AGENT_TIMEOUT", "-1", "--agent-timeout"),
     "listen address": ("OCS_EXPORTER_WEB_LISTEN_ADDRESS", "nope", "--web.listen-address"),

@@ -30,6 +30,7 @@ DEFAULTS = {
     "--collector.op-state": False,
     "--collector.sessions": True,
     "--collector.sessions.durations": False,
+    "--collector.feeds": True,
     "--registry-compat": False,
 }
 SITE = ["--site-hub", "ws://127.0.0.1:1/ws", "--site-realm", "r", "--address-root", "obs"]

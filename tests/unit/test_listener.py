@@ -2,10 +2,14 @@
 
 import logging
 
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 
+from exporter.feeds import parse_feed
 from exporter.state import AgentState
-from exporter.wamp.listener import HeartbeatListener, heartbeat_topic
+from exporter.wamp.listener import HeartbeatListener, feeds_topic, heartbeat_topic
+from testbed.feedflood import feed_payload
 from tests.support.fakes import heartbeat
 
 
@@ -178,3 +182,140 @@ def test_new_agents_are_asked_only_when_op_types_are_wanted():
         listener._on_disconnect(None, was_clean=False)
         listener._on_heartbeat(heartbeat("b"))  # no session: not asked
     assert calls == ["observatory.a", "observatory.a"]
+
+
+# -- feeds: one wildcard subscription, events told apart by topic ---------------------------
+
+
+class Recording(AgentState):
+    """The state, also keeping every payload given to ingest_feed (parsed as the state does)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.feed_payloads = []
+
+    def ingest_feed(self, payload):
+        self.feed_payloads.append(payload)
+        parse_feed(payload, self.prefix)
+
+
+class Event:
+    """The EventDetails autobahn hands a handler subscribed with details=True."""
+
+    def __init__(self, topic):
+        self.topic = topic
+
+
+class Router:
+    """A session that records subscriptions and refuses the topics of ``refuse``."""
+
+    def __init__(self, refuse=(), error=ApplicationError.NOT_AUTHORIZED):
+        self.refuse, self.error = refuse, error
+        self.subscribed = []
+        self.left = 0
+
+    def subscribe(self, handler, topic, options):
+        self.subscribed.append((topic, options.match, options.details_arg))
+        if topic in self.refuse:
+            return fail(ApplicationError(self.error, "subscribe on topic not allowed"))
+        return succeed(None)
+
+    def leave(self):
+        self.left += 1
+
+
+def feeding(feeds=True):
+    state = Recording("observatory", 5.0)
+    url = "ws://127.0.0.1:1/ws"
+    return state, HeartbeatListener(state, url, "r", "observatory", reactor=Clock(), feeds=feeds)
+
+
+def test_topics_are_the_wildcards():
+    assert feeds_topic("site7") == "site7..feeds."
+    assert heartbeat_topic("site7").startswith(feeds_topic("site7"))
+
+
+def test_feeds_are_one_wildcard_subscription_with_the_topic_in_the_details(caplog):
+    _, listener = feeding()
+    router = Router()
+    with caplog.at_level(logging.INFO, logger="exporter.wamp.listener"):
+        listener._on_join(router, None)
+    assert router.subscribed == [("observatory..feeds.", "wildcard", "details")]
+    assert listener.connected and listener.topic == "observatory..feeds."
+    assert caplog.records[-1].getMessage().endswith("subscribed to observatory..feeds.")
+
+
+def test_events_go_to_the_heartbeat_or_the_feed_path_by_topic():
+    state, listener = feeding()
+    beat = heartbeat("fake1")
+    listener._on_feed(beat, details=Event("observatory.fake1.feeds.heartbeat"))
+    data = feed_payload("observatory.fake1", "false_temperatures", {"block": 1}, record=True)
+    listener._on_feed(data, details=Event("observatory.fake1.feeds.false_temperatures"))
+    # A malformed event is the heartbeat's or the feed's by its topic alone.
+    listener._on_feed("nonsense", details=Event("observatory.fake1.feeds.heartbeat"))
+    listener._on_feed(data, 2, details=Event("observatory.fake1.feeds.other"))
+    assert [a.instance_id for a in state.snapshot().agents] == ["fake1"]
+    assert state.snapshot_counters().invalid["malformed"] == 1
+    assert state.feed_payloads == [data, None]  # no heartbeat among them
+
+
+def test_rejected_feed_messages_are_logged_once_a_minute_per_agent(caplog):
+    state, listener = feeding()
+    with caplog.at_level(logging.WARNING, logger="exporter.wamp.listener"):
+        for i in range(50):
+            for agent in ("a", "b"):
+                payload = feed_payload(f"observatory.{agent}", "bad name")
+                topic = f"observatory.{agent}.feeds.f{i}"
+                listener._on_feed(payload, details=Event(topic))
+        listener._on_feed(
+            heartbeat("a", {"acq": 0}), details=Event("observatory.a.feeds.heartbeat")
+        )
+    assert len(state.feed_payloads) == 100
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3, messages  # one per agent's feeds, one for the bad heartbeat
+    assert "observatory.a.feeds.f0" in messages[0] and "bad_feed_name" in messages[0]
+    assert "bad_op_code" in messages[2]
+
+
+def test_a_refused_feeds_subscription_falls_back_to_heartbeats_said_once(caplog):
+    state, listener = feeding()
+    router = Router(refuse={"observatory..feeds."})
+    with caplog.at_level(logging.INFO, logger="exporter.wamp.listener"):
+        listener._on_join(router, None)
+        listener._on_disconnect(None, was_clean=False)
+        listener._on_join(router, None)  # a rejoin asks for the feeds again
+    assert (
+        router.subscribed
+        == [
+            ("observatory..feeds.", "wildcard", "details"),
+            ("observatory..feeds.heartbeat", "wildcard", None),
+        ]
+        * 2
+    )
+    assert listener.connected and listener.topic == "observatory..feeds.heartbeat"
+    assert router.left == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    told = [m for m in warnings if "heartbeats only" in m]
+    assert len(told) == 1 and "exporter-role.json" in told[0] and "not_authorized" in told[0]
+    joined = [r.getMessage() for r in caplog.records if "joined realm" in r.getMessage()]
+    assert joined[0].endswith("subscribed to observatory..feeds.heartbeat")
+    listener._on_heartbeat(heartbeat("fake1"))
+    assert [a.instance_id for a in state.snapshot().agents] == ["fake1"]
+
+
+def test_other_subscription_errors_leave_the_realm_as_before(caplog):
+    _, listener = feeding()
+    router = Router(refuse={"observatory..feeds."}, error="wamp.error.invalid_uri")
+    with caplog.at_level(logging.ERROR, logger="exporter.wamp.listener"):
+        listener._on_join(router, None)
+    assert not listener.connected and router.left == 1
+    assert len(router.subscribed) == 1
+    assert "refused subscription to observatory..feeds." in caplog.records[0].getMessage()
+
+
+def test_without_feeds_only_heartbeats_are_subscribed():
+    _, listener = feeding(feeds=False)
+    router = Router()
+    listener._on_join(router, None)
+    assert router.subscribed == [("observatory..feeds.heartbeat", "wildcard", None)]
+    assert listener.connected and listener.topic == "observatory..feeds.heartbeat"
