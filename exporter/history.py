@@ -11,6 +11,7 @@ from itertools import chain
 from sys import intern
 from typing import Any
 
+from exporter.feeds import FeedInfo
 from exporter.interning import InternTable
 from exporter.sessions import OUTCOMES, STATUSES, OpSession
 from exporter.view import AgentRecord, Durations
@@ -30,6 +31,17 @@ _DICTS: InternTable[tuple[Any, ...], dict[Any, Any]] = InternTable(None, 30_000)
 # from the agent's class, so a site's many agents of one class share one, in the order of
 # the first answer.
 OP_TYPES: InternTable[tuple[tuple[str, str], ...], dict[str, str]] = InternTable(None, 10_000)
+# What feeds declare, (record, fresh time): a site's thousands of feeds share a few.
+FEED_INFOS: InternTable[tuple[bool, float | None], FeedInfo] = InternTable(
+    lambda k: FeedInfo(*k), 10_000
+)
+# Feeds (AgentRecord.feeds), and each feed's position in them and what it declares by name
+# (where an agent keeps its feed's count and time), one of each for all agents whose feeds
+# are the same: the agents of a class publish the same feeds.
+_FEEDS: InternTable[tuple[Any, ...], dict[str, FeedInfo]] = InternTable(None, 30_000)
+_FEED_SLOTS: InternTable[tuple[Any, ...], dict[str, tuple[int, FeedInfo]]] = InternTable(
+    None, 30_000
+)
 
 
 def op_history(
@@ -58,6 +70,23 @@ def shared(items: dict[Any, Any]) -> dict[Any, Any]:
     """The dict held for ``items``' contents (``items`` itself if none is): never change
     either after."""
     return _DICTS.share(tuple(chain.from_iterable(items.items())), items)
+
+
+def with_feed(feeds: dict[str, FeedInfo], name: str, info: FeedInfo) -> dict[str, FeedInfo]:
+    """``feeds`` with feed ``name`` declaring ``info`` (added last when new), as a new dict
+    (the one held for the same feeds when there is one)."""
+    feeds = {**feeds, intern(name): info}
+    return _FEEDS.share(tuple(chain.from_iterable(feeds.items())), feeds)
+
+
+def feed_slots(feeds: dict[str, FeedInfo]) -> dict[str, tuple[int, FeedInfo]]:
+    """Each feed of ``feeds`` by name: its position in ``feeds`` and what it declares."""
+    key = tuple(chain.from_iterable(feeds.items()))
+    slots = _FEED_SLOTS.get(key)
+    if slots is None:
+        slots = {name: (i, info) for i, (name, info) in enumerate(feeds.items())}
+        slots = _FEED_SLOTS.share(key, slots)
+    return slots
 
 
 def of_ops(items: dict[str, Any], op_codes: dict[str, int]) -> dict[str, Any]:

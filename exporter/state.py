@@ -1,7 +1,8 @@
 """What the exporter knows about OCS agents: pure Python, no WAMP, no Prometheus.
 
 Heartbeats go in through :meth:`AgentState.ingest`, operation sessions (answers to
-``status``) through :meth:`AgentState.set_session`; every reader (the metrics, the status
+``status``) through :meth:`AgentState.set_session`, other feeds' messages through
+:meth:`AgentState.ingest_feed`; every reader (the metrics, the status
 page, ``/api/agents``, the registry drop-in) reads a :class:`Snapshot` of
 :class:`AgentView`. Liveness is decided when read, on a monotonic clock, by one rule
 (:meth:`AgentState.snapshot`); the wall clock is only used for the times that are shown.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from sys import intern
 from typing import Any, NamedTuple
 
+from exporter.feeds import DEFAULT_MAX_FEEDS, FEED_REASONS, InvalidFeed, parse_feed
 from exporter.heartbeat import (
     REASONS,
     Heartbeat,
@@ -24,18 +26,29 @@ from exporter.heartbeat import (
     parse,
     start_time,
 )
-from exporter.history import OP_TYPES, of_ops, only_data_moved, op_history, with_session
+from exporter.history import (
+    FEED_INFOS,
+    OP_TYPES,
+    feed_slots,
+    of_ops,
+    only_data_moved,
+    op_history,
+    with_feed,
+    with_session,
+)
 from exporter.sessions import (
     DATA_KEYS,
     INVALID_REASONS,
     InvalidSession,
     read_status,
 )
-from exporter.view import NO_SESSIONS, AgentRecord, AgentView, Snapshot, data_ops
+from exporter.view import NO_FEEDS, NO_SESSIONS, AgentRecord, AgentView, Snapshot, data_ops
 
 GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
 RUNNING_CODES = (3, 8)  # RUNNING and DEGRADED: their sessions are asked again periodically
 SESSION_RESULTS = ("ok", "invalid", "timeout", "error")
+IGNORED_FEEDS = ("unknown_agent", "too_many_feeds")  # why a valid feed message is ignored
+_NUMBERS = (int, float)
 
 
 class AgentRefused(Exception):
@@ -62,6 +75,9 @@ class Counters:
     op_type_queries: dict[str, int] = field(default_factory=dict)  # result -> count
     session_queries: dict[str, int] = field(default_factory=dict)  # result -> count
     invalid_sessions: dict[str, int] = field(default_factory=dict)  # reason -> count
+    feed_messages: int = 0  # feed messages received (heartbeats not), valid or not
+    invalid_feeds: dict[str, int] = field(default_factory=dict)  # reason -> count
+    ignored_feeds: dict[str, int] = field(default_factory=dict)  # IGNORED_FEEDS -> count
 
 
 class Heard(NamedTuple):
@@ -73,18 +89,32 @@ class Heard(NamedTuple):
     changed: tuple[str, ...]
 
 
+class _Feeds:
+    """An agent's feeds' message counts and last message times, in its record's feeds' order
+    (``slots`` says where each feed's are)."""
+
+    __slots__ = ("counts", "slots", "times")
+
+    def __init__(self, slots: dict[str, Any], counts: list[int], times: list[float]) -> None:
+        self.slots = slots  # see exporter.history.feed_slots; shared
+        self.counts = counts
+        self.times = times
+
+
 class _Agent:
     """An agent's record and what moves without changing it: its heartbeat times and gaps,
-    at every heartbeat, and its running operations' data times, at every status asked again."""
+    at every heartbeat, its running operations' data times, at every status asked again, and
+    its feeds' counts and times, at every feed message."""
 
     __slots__ = ("gap_current", "gap_previous", "gap_since", "last_mono", "last_wall", "record")
-    __slots__ += ("data_times",)
+    __slots__ += ("data_times", "feeds")
 
     def __init__(self, record: AgentRecord) -> None:
         self.record = record
         # As AgentView.data_times (a new record has no sessions). Replaced, never changed:
         # a view may hold it.
         self.data_times: tuple[float, ...] = ()
+        self.feeds: _Feeds | None = None  # None: no feed (most agents: one slot, no object)
         self.last_wall: float | None = None  # None: configured, never heard
         self.last_mono = -math.inf
         self.gap_current = 0.0  # longest gap in the current half-window
@@ -97,7 +127,9 @@ class _Agent:
     def set_record(self, record: AgentRecord) -> None:
         """Makes ``record`` the agent's. An operation's data time is kept while its session
         is the same object (it may have moved since the session was read), else the new
-        session's is taken."""
+        session's is taken; a feed's count and time are kept while it is in the record."""
+        if record.feeds is not self.record.feeds:
+            self._set_feeds(record.feeds)
         old, new = self.record.sessions, record.sessions
         if new is not old:
             times = dict(zip(data_ops(old), self.data_times, strict=True))
@@ -107,6 +139,19 @@ class _Agent:
                 if session.data_time is not None
             )
         self.record = record
+
+    def _set_feeds(self, feeds: dict[str, Any]) -> None:
+        if not feeds:
+            self.feeds = None
+            return
+        kept, slots = self.feeds, feed_slots(feeds)
+        counts, times = [0] * len(feeds), [0.0] * len(feeds)
+        if kept is not None:
+            for name, (i, _) in kept.slots.items():
+                slot = slots.get(name)
+                if slot is not None:
+                    counts[slot[0]], times[slot[0]] = kept.counts[i], kept.times[i]
+        self.feeds = _Feeds(slots, counts, times)
 
     def move_data_time(self, op: str, seconds: float) -> None:
         """The operation's session, the same but for its data time, was read again."""
@@ -148,8 +193,10 @@ class AgentState:
         max_agents: int = 0,
         data_keys: tuple[str, ...] = DATA_KEYS,
         durations: tuple[float, ...] | None = None,
+        max_feeds: int = DEFAULT_MAX_FEEDS,
     ) -> None:
         self.prefix = address_root + "."
+        self.max_feeds = max_feeds
         self.timeout = timeout
         self.forget_after = forget_after
         self.max_agents = max_agents
@@ -169,6 +216,9 @@ class AgentState:
         self._op_type_queries = {"ok": 0, "failed": 0}
         self._session_queries = dict.fromkeys(SESSION_RESULTS, 0)
         self._invalid_sessions = dict.fromkeys(INVALID_REASONS, 0)
+        self._feed_messages = 0
+        self._invalid_feeds = dict.fromkeys(FEED_REASONS, 0)
+        self._ignored_feeds = dict.fromkeys(IGNORED_FEEDS, 0)
         self._lost_at: float | None = None  # monotonic time the router connection was lost
         self._rejoined_at: float | None = None  # ... and came back after that
 
@@ -241,12 +291,84 @@ class AgentState:
                     sessions=NO_SESSIONS if new_session else of_ops(record.sessions, codes),
                     runs=of_ops(record.runs, codes),
                     durations=of_ops(record.durations, codes),
+                    # As the sessions: a restarted agent's feeds are heard again, or gone.
+                    feeds=NO_FEEDS if new_session else record.feeds,
                 )
             )
             agent.touch(now_mono, now_wall)
             if new_session:
                 return Heard(True, tuple(codes))
             return Heard(False, tuple(moved)) if moved else None
+
+    # -- feeds ---------------------------------------------------------------------------------
+
+    def ingest_feed(self, payload: Any) -> None:
+        """Count one message of a feed other than the heartbeat (the listener sends those to
+        :meth:`ingest`). A feed already known, declaring what it did, moves its count and
+        time only; a new feed, or one declaring something else, makes a new record. Ignored
+        (counted): an agent not heard in the feed's session, a feed beyond ``max_feeds``.
+        Raises InvalidFeed (counted) for a payload that is not a feed message."""
+        # The common case first, as in ingest: a known feed of a known agent, declaring what
+        # its record holds (which parse_feed accepted when it was added).
+        if type(payload) is list and len(payload) == 2:
+            feed = payload[1]
+            if type(feed) is dict:
+                address, name = feed.get("agent_address"), feed.get("feed_name")
+                params = feed.get("agg_params")
+                if type(address) is str and type(name) is str and type(params) is dict:
+                    fresh = params.get("fresh_time")
+                    with self._lock:
+                        agent = self._agents.get(address)
+                        feeds = agent.feeds if agent is not None else None
+                        slot = feeds.slots.get(name) if feeds is not None else None
+                        if slot is not None:
+                            i, (recorded, fresh_time) = slot
+                            record = agent.record  # type: ignore[union-attr]
+                            if (
+                                feed.get("record") is recorded
+                                and (
+                                    fresh is None
+                                    if fresh_time is None
+                                    else type(fresh) in _NUMBERS and fresh == fresh_time
+                                )
+                                and feed.get("session_id") == record.session_id
+                                and feed.get("agent_class", "") == record.agent_class
+                                and feed.get("address") == f"{address}.feeds.{name}"
+                            ):
+                                self._feed_messages += 1
+                                feeds.counts[i] += 1  # type: ignore[union-attr]
+                                feeds.times[i] = self._wall()  # type: ignore[union-attr]
+                                return
+        try:
+            message = parse_feed(payload, self.prefix)
+        except InvalidFeed as exc:
+            with self._lock:
+                self._feed_messages += 1
+                self._invalid_feeds[exc.reason] += 1
+            raise
+        info = FEED_INFOS[message.record, message.fresh_time]
+        name = message.feed_name
+        with self._lock:
+            self._feed_messages += 1
+            agent = self._agents.get(message.agent_address)
+            if (
+                agent is None
+                or agent.last_wall is None
+                or message.session_id != agent.record.session_id
+            ):
+                self._ignored_feeds["unknown_agent"] += 1
+                return
+            record = agent.record
+            declared = record.feeds.get(name)
+            if declared is None and len(record.feeds) >= self.max_feeds:
+                self._ignored_feeds["too_many_feeds"] += 1
+                return
+            if declared != info:
+                agent.set_record(record._replace(feeds=with_feed(record.feeds, name, info)))
+            feeds = agent.feeds
+            i = feeds.slots[name][0]  # type: ignore[union-attr]
+            feeds.counts[i] += 1  # type: ignore[union-attr]
+            feeds.times[i] = self._wall()  # type: ignore[union-attr]
 
     # -- what else is known about agents ------------------------------------------------------
 
@@ -375,14 +497,18 @@ class AgentState:
         views, silent = [], []
         for address, agent in self._agents.items():
             last, wall, record = agent.last_mono, agent.last_wall, agent.record
-            times = agent.data_times
+            times, feeds = agent.data_times, agent.feeds
+            counts = moments = ()
+            if feeds is not None:
+                counts, moments = tuple(feeds.counts), tuple(feeds.times)
             if now - last >= forget_after and record.expected is None:
                 silent.append(address)
                 continue
             since = rejoined if grace_from < last < rejoined else last
             up = now - since < timeout
             if wall is None:
-                views.append(new(AgentView, (address, record, up, None, None, None, times)))
+                view = (address, record, up, None, None, None, times, counts, moments)
+                views.append(new(AgentView, view))
                 continue
             # The longest gap over the last GAP_WINDOW / 2 to GAP_WINDOW seconds, including
             # the one still open.
@@ -392,7 +518,8 @@ class AgentState:
             if agent.gap_previous > gap and now - agent.gap_since < half_window:
                 gap = agent.gap_previous
             expired_at = None if up else wall + (since - last) + timeout
-            views.append(new(AgentView, (address, record, up, wall, gap, expired_at, times)))
+            view = (address, record, up, wall, gap, expired_at, times, counts, moments)
+            views.append(new(AgentView, view))
         self._drop(silent)
         return tuple(views)
 
@@ -407,6 +534,9 @@ class AgentState:
                 dict(self._op_type_queries),
                 dict(self._session_queries),
                 dict(self._invalid_sessions),
+                self._feed_messages,
+                dict(self._invalid_feeds),
+                dict(self._ignored_feeds),
             )
 
     def _forget(self, now: float) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple
 
+from exporter.feeds import FeedInfo
 from exporter.heartbeat import EXPIRED
 from exporter.sessions import OpSession
 
@@ -24,6 +25,7 @@ class Durations(NamedTuple):
 NO_SESSIONS: dict[str, OpSession] = {}
 NO_RUNS: dict[str, tuple[int, ...]] = {}
 NO_DURATIONS: dict[str, Durations] = {}
+NO_FEEDS: dict[str, FeedInfo] = {}
 
 
 def data_ops(sessions: dict[str, OpSession]) -> list[str]:
@@ -57,6 +59,9 @@ class AgentRecord(NamedTuple):
     # was seen; kept across restarts, like a counter.
     runs: dict[str, tuple[int, ...]] = NO_RUNS
     durations: dict[str, Durations] = NO_DURATIONS  # op -> histogram, when kept
+    # feed name -> what its messages declare, in first-heard order, in the agent's current
+    # run (a restart drops them); their message counts and times move: see AgentView.
+    feeds: dict[str, FeedInfo] = NO_FEEDS
 
     @classmethod
     def new(cls, address: str, instance_id: str, agent_class: str) -> AgentRecord:
@@ -79,6 +84,9 @@ class AgentView(NamedTuple):
     # running process asked again moves it without a new record (its session's own
     # data_time is the one it had when the record was made).
     data_times: tuple[float, ...]
+    # Each feed of record.feeds' messages heard and the Unix time of the last, in that order.
+    feed_counts: tuple[int, ...] = ()
+    feed_times: tuple[float, ...] = ()
 
     instance_id = property(attrgetter("record.instance_id"))
     agent_class = property(attrgetter("record.agent_class"))
@@ -91,6 +99,7 @@ class AgentView(NamedTuple):
     transitions = property(attrgetter("record.transitions"))
     op_types = property(attrgetter("record.op_types"))
     runs = property(attrgetter("record.runs"))
+    feeds = property(attrgetter("record.feeds"))
 
     @property
     def op_codes(self) -> dict[str, int]:
