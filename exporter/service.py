@@ -1,4 +1,5 @@
-"""The process as a Twisted service tree: the web server and the heartbeat listener."""
+"""The process as a Twisted service tree: the web server and the heartbeat (and feed)
+listener."""
 
 from __future__ import annotations
 
@@ -115,6 +116,7 @@ class ExporterService(service.MultiService):
             max_agents=settings.max_agents,
             data_keys=settings.sessions_data_keys,
             durations=settings.sessions_duration_buckets if settings.sessions_durations else None,
+            max_feeds=settings.max_feeds_per_agent,
         )
         self.state.set_expected(list(settings.expected_agents))
         self.listener = HeartbeatListener(
@@ -130,6 +132,7 @@ class ExporterService(service.MultiService):
             op_types=settings.op_types,
             sessions_interval=settings.sessions_interval if settings.sessions else None,
             calls_per_second=settings.max_calls_per_second,
+            feeds=settings.feeds,
         )
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
