@@ -192,5 +192,8 @@ def test_role_variants(tmp_path_factory, variant):
             [line] = refused
             assert "status of" in line and "exporter-role-sessions.json" in line
         assert bed.client("role1").acq.status().session["status"] == "running"
+        # The role's subscribe rule grants the feeds wildcard: no fallback to heartbeats.
+        log = exporter.log()
+        assert 'subscribed to observatory..feeds."' in log and "heartbeats only" not in log
     finally:
         bed.stop()
