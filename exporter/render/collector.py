@@ -59,6 +59,25 @@ class ExporterCollector(Collector):
             snap.invalid_sessions,
         )
         yield CounterMetricFamily(
+            "ocs_exporter_feed_messages",
+            "Feed messages received (the heartbeat feed's aside), valid or not.",
+            value=snap.feed_messages,
+        )
+        yield _by_label(
+            "ocs_exporter_feed_messages_invalid",
+            "Feed messages rejected, by reason.",
+            "reason",
+            snap.invalid_feeds,
+        )
+        yield _by_label(
+            "ocs_exporter_feed_messages_ignored",
+            "Valid feed messages not counted in ocs_feed_messages_total, by reason: "
+            "unknown_agent (not heard in the feed's session), too_many_feeds "
+            "(--max-feeds-per-agent).",
+            "reason",
+            snap.ignored_feeds,
+        )
+        yield CounterMetricFamily(
             "ocs_exporter_heartbeats_refused",
             "Valid heartbeats from new agents not tracked because --max-agents agents are.",
             value=snap.refused,

@@ -40,6 +40,7 @@ from exporter.render.lines import (
     affected,
     agent_labels,
     agent_lines,
+    changed_fields,
     sampled_formats,
     writers,
 )
@@ -144,8 +145,8 @@ class _Block:
             for lines, out, count in zip(
                 sampled_formats(agent, text), sampled, counts, strict=True
             ):
-                out.append(lines)
-                count.append(lines.count(b"\n"))
+                out.append(lines)  # type: ignore[arg-type]
+                count.append(lines.count(b"\n"))  # type: ignore[union-attr]
             if agent.last_heartbeat is not None:
                 labels = text.encode().replace(b"%", b"%%")
                 for line, out in zip(MOVING_LINES, formats, strict=True):
@@ -191,8 +192,10 @@ class _Block:
             )
             if labelled or heard != self.heard_at[position]:
                 timed[position] = text.encode() if heard else None  # its time lines change
-            for new, lines in zip(sampled, sampled_formats(agent, text), strict=True):
-                new[position] = lines
+            changed = changed_fields(before, record)
+            for new, lines in zip(sampled, sampled_formats(agent, text, changed), strict=True):
+                if lines is not None:  # else the record changed none of its lines
+                    new[position] = lines
             chosen = affected(writers, before, record, ups[position] != old_ups[position])
             lines = agent_lines(agent, text, chosen)
             for index in [writer.index for writer in chosen]:

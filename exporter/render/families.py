@@ -24,9 +24,12 @@ AGENT_LABELS = ("agent_address", "instance_id", "agent_class")
 Sample = tuple[tuple[str, ...] | str, float | Durations]
 
 MOVING_DIGITS = 6  # the heartbeat times and gaps are shown to the microsecond
-# The record fields only the session families read (each names those it does in ``reads``),
-# and those every family's lines show (the agent labels).
+# The record fields only the session families read, and those only the feed families read
+# (each such family names those it does in ``reads``), and those every family's lines show
+# (the agent labels).
 SESSION_FIELDS = frozenset({"sessions", "runs", "durations"})
+FEED_FIELDS = frozenset({"feeds"})
+READ_FIELDS = SESSION_FIELDS | FEED_FIELDS
 LABEL_FIELDS = frozenset({"address", "instance_id", "agent_class"})
 
 
@@ -41,7 +44,7 @@ class Family:
     samples' labels change only with the record). A ``stateset`` sample's
     value is the number of the state of ``states`` that is true; a ``histogram`` sample's
     is a :class:`exporter.view.Durations` (its _bucket, _count and _sum series).
-    ``reads``: the fields of SESSION_FIELDS the samples come from, for a session family
+    ``reads``: the fields of READ_FIELDS the samples come from, for a session or feed family
     (``sessions.<field>`` for a field of the sessions); empty for the others, which may read
     any field but those, and the liveness."""
 
@@ -133,6 +136,30 @@ def _runs(agent: AgentView) -> Collection[Sample]:
 
 def _durations(agent: AgentView) -> Collection[Sample]:
     return agent.record.durations.items()
+
+
+def _feed_info(agent: AgentView) -> Collection[Sample]:
+    feeds = agent.record.feeds
+    return [((feed, "true" if info.record else "false"), 1.0) for feed, info in feeds.items()]
+
+
+def _fresh_times(agent: AgentView) -> Collection[Sample]:
+    feeds = agent.record.feeds
+    if not feeds:
+        return ()
+    return [(feed, info.fresh_time) for feed, info in feeds.items() if info.fresh_time is not None]
+
+
+def _of_feeds(field: str) -> Callable[[AgentView], Collection[Sample]]:
+    """Samples of a moving value of each feed: its ``field`` of the view (the values move;
+    the labels, one per feed, change with the record)."""
+    get = attrgetter(field)
+
+    def samples(agent: AgentView) -> Collection[Sample]:
+        feeds = agent.record.feeds
+        return list(zip(feeds, get(agent), strict=True)) if feeds else ()
+
+    return samples
 
 
 # In exposition order.
@@ -255,6 +282,44 @@ AGENT_FAMILIES = (
         samples=_data_times,
         moving=True,
         values=attrgetter("data_times"),
+    ),
+    Family(
+        "ocs_feed_info",
+        "gauge",
+        ("feed", "record"),
+        "Always 1 for every feed heard from the agent's current run (the heartbeat feed "
+        "aside); record true if the aggregator records it.",
+        samples=_feed_info,
+        reads=FEED_FIELDS,
+    ),
+    Family(
+        "ocs_feed_fresh_time_seconds",
+        "gauge",
+        ("feed",),
+        "The fresh time the feed declares (its aggregator params): seconds without a message "
+        "after which its data is stale; absent when it declares none.",
+        samples=_fresh_times,
+        reads=FEED_FIELDS,
+    ),
+    Family(
+        "ocs_feed_messages",
+        "counter",
+        ("feed",),
+        "Messages of the feed heard by this exporter in the agent's current run.",
+        samples=_of_feeds("feed_counts"),
+        moving=True,
+        values=attrgetter("feed_counts"),
+        reads=FEED_FIELDS,
+    ),
+    Family(
+        "ocs_feed_last_message_timestamp_seconds",
+        "gauge",
+        ("feed",),
+        "Unix time the feed's last message was received.",
+        samples=_of_feeds("feed_times"),
+        moving=True,
+        values=attrgetter("feed_times"),
+        reads=FEED_FIELDS,
     ),
 )
 # Only with --collector.sessions.durations.

@@ -21,7 +21,7 @@ from exporter.render.families import (
     FAMILIES,
     LABEL_FIELDS,
     MOVING_DIGITS,
-    SESSION_FIELDS,
+    READ_FIELDS,
     Family,
     Sample,
 )
@@ -45,7 +45,8 @@ MOVING_LINES = tuple(
 # than the heartbeat times' path made general: that path counts on one line per heard agent
 # (it splices and fills lines by position), and a scrape there takes one value per agent,
 # in C; here it takes a tuple per agent. Values are shown in full ("%r", as repr() shows
-# every other family's): they are fewer, and exactly what the agent wrote.
+# every other family's): they are fewer, and exactly what the agent wrote. The feeds'
+# message counts and last times are made the same way.
 SAMPLED = tuple((i, f) for i, f in enumerate(FAMILIES) if f.moving and f.samples is not None)
 
 
@@ -135,13 +136,21 @@ def affected(
     a record's values are never changed, so a field holding the same object holds the same
     value. A session that moved on (say a run ended) touches the session families, not the
     agent's every line."""
-    changed = {name for name, a, b in zip(AgentRecord._fields, old, new, strict=True) if a is not b}
-    if changed & LABEL_FIELDS:
+    changed = changed_fields(old, new)
+    if changed is None:
         return writers
-    others = up_changed or not changed <= SESSION_FIELDS
+    others = up_changed or not changed <= READ_FIELDS
     if "sessions" in changed:
         changed |= _session_changes(old.sessions, new.sessions)
     return [w for w in writers if (changed & w.reads if w.reads else others)]
+
+
+def changed_fields(old: AgentRecord, new: AgentRecord) -> set[str] | None:
+    """The fields of an agent's record that differ between ``old`` and ``new`` (a record's
+    values are never changed: the same object, the same value); None when its labels do,
+    which changes every line."""
+    changed = {name for name, a, b in zip(AgentRecord._fields, old, new, strict=True) if a is not b}
+    return None if changed & LABEL_FIELDS else changed
 
 
 _SESSION_READS = tuple((f"sessions.{field}", attrgetter(field)) for field in OpSession._fields)
@@ -161,15 +170,22 @@ def _session_changes(old: dict[str, OpSession], new: dict[str, OpSession]) -> se
 
 
 _SAMPLED_TEXTS = tuple(
-    (family.sample_name + "{", _label_texts(family), family.samples) for _, family in SAMPLED
+    (family.sample_name + "{", _label_texts(family), family.samples, family.reads)
+    for _, family in SAMPLED
 )
 
 
-def sampled_formats(agent: AgentView, labels: str) -> list[bytes]:
+def sampled_formats(
+    agent: AgentView, labels: str, changed: set[str] | None = None
+) -> list[bytes | None]:
     """Per family of SAMPLED, the agent's lines with a "%r" in place of each value: the
-    values are its ``values`` in the same order, formatted in at each scrape."""
-    formats = []
-    for start, texts, samples_of in _SAMPLED_TEXTS:
+    values are its ``values`` in the same order, formatted in at each scrape. With
+    ``changed`` (see :func:`changed_fields`), None for a family that reads none of them."""
+    formats: list[bytes | None] = []
+    for start, texts, samples_of, reads in _SAMPLED_TEXTS:
+        if reads and changed is not None and not changed & reads:
+            formats.append(None)
+            continue
         head = (start + labels).replace("%", "%%")
         lines = [
             f"{head}{texts[values].replace('%', '%%')}}} %r\n"

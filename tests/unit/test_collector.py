@@ -5,10 +5,12 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter import __version__
+from exporter.feeds import FEED_REASONS, InvalidFeed
 from exporter.heartbeat import REASONS, InvalidHeartbeat
 from exporter.render.collector import ExporterCollector
 from exporter.sessions import INVALID_REASONS, OUTCOMES
 from exporter.state import AgentState
+from testbed.feedflood import feed_payload
 from testbed.reference import AgentCollector
 from tests.support.fakes import FakeClock, heartbeat, session_answer
 from tests.support.metrics import make
@@ -139,3 +141,37 @@ def test_session_duration_histogram_when_kept():
 
 
 LE = ("1.0", "60.0", "+Inf")
+
+
+def test_feed_series_and_counters():
+    clock, state, registry = make()
+    state.ingest(heartbeat("fake1", {"acq": 3}))
+    session = state.session_of("observatory.fake1")
+
+    def message(name, agent="observatory.fake1", **kwargs):
+        return feed_payload(agent, name, {}, session_id=session, **kwargs)
+
+    state.ingest_feed(message("readings", record=True, agg_params={"fresh_time": 60}))
+    clock.advance(2)
+    state.ingest_feed(message("readings", record=True, agg_params={"fresh_time": 60}))
+    state.ingest_feed(message("chatter"))
+    state.ingest_feed(message("readings", agent="observatory.nobody"))
+    for bad in (None, message("bad name"), message("x", record="yes")):
+        with contextlib.suppress(InvalidFeed):
+            state.ingest_feed(bad)
+    readings, chatter = {**LABELS, "feed": "readings"}, {**LABELS, "feed": "chatter"}
+    get = registry.get_sample_value
+    assert get("ocs_feed_info", {**readings, "record": "true"}) == 1
+    assert get("ocs_feed_info", {**chatter, "record": "false"}) == 1
+    assert get("ocs_feed_fresh_time_seconds", readings) == 60.0
+    assert get("ocs_feed_fresh_time_seconds", chatter) is None
+    assert get("ocs_feed_messages_total", readings) == 2
+    assert get("ocs_feed_messages_total", chatter) == 1
+    assert get("ocs_feed_last_message_timestamp_seconds", readings) == clock.wall
+    assert get("ocs_exporter_feed_messages_total") == 7
+    assert get("ocs_exporter_heartbeats_total") == 1  # the heartbeat feed is not among them
+    for reason in FEED_REASONS:
+        count = get("ocs_exporter_feed_messages_invalid_total", {"reason": reason})
+        assert count == {"malformed": 1, "bad_feed_name": 1, "bad_field": 1}.get(reason, 0)
+    for reason, count in {"unknown_agent": 1, "too_many_feeds": 0}.items():
+        assert get("ocs_exporter_feed_messages_ignored_total", {"reason": reason}) == count

@@ -21,6 +21,7 @@ from exporter.render.exposition import BLOCK_SIZE, AgentExposition
 from exporter.render.families import families
 from exporter.render.lines import INDEX
 from exporter.state import AgentState, ExpectedAgent
+from testbed.feedflood import feed_payload
 from testbed.reference import AgentCollector
 from tests.support.fakes import FakeClock, heartbeat, session_answer
 from tests.support.metrics import make_state, one_member, page, reference, samples
@@ -228,11 +229,15 @@ def test_spliced_blocks_match_blocks_made_afresh_byte_for_byte():
         for i in range(n):
             if kept[i]:
                 state.ingest(again(state, i))
+            if i % 3 == step % 3:
+                feed_again(state, i)
         assert exposition.render() == AgentExposition(state, op_state=True).render(), step
     assert samples(exposition.render().decode()) == samples(reference(state, op_state=True))
     text = exposition.render(openmetrics=True).decode() + "# EOF\n"
     histograms = [f for f in parse_om(text) if f.name == "ocs_op_session_duration_seconds"]
     assert histograms and any(s.value > 0 for s in histograms[0].samples)
+    counts = [f for f in parse_om(text) if f.name == "ocs_feed_messages"]
+    assert counts and any(s.value > 1 for s in counts[0].samples)
 
 
 def ask_acq(state: AgentState, i: int, t: float, op: str = "acq", **data: float) -> None:
@@ -393,11 +398,36 @@ def change(state: AgentState, rng: random.Random, i: int, step: int, ops: list, 
         state.set_op_types(f"observatory.agent-{i}", session, types)
     elif kind == 3:  # goes silent, later expires
         return False
+    elif kind == 4:  # a feed heard first, or declaring something else
+        fresh_time = rng.choice([None, 5, 180.5])
+        feed(
+            state,
+            i,
+            rng.choice(["readings", 'we"ird%s\\', "chatter"]),
+            rng.random() < 0.5,
+            fresh_time,
+        )
     elif kind >= 6:  # a session starts, ends, or is seen again
         a_session(state, rng, f"agent-{i}")
     else:
         return True
     return kept
+
+
+def feed(state: AgentState, i: int, name: str, record: bool = True, fresh_time=None) -> None:
+    """A message of agent-``i``'s feed ``name`` in its current session."""
+    address = f"observatory.agent-{i}"
+    params = {} if fresh_time is None else {"fresh_time": fresh_time}
+    state.ingest_feed(feed_payload(address, name, [1], record, params, state.session_of(address)))
+
+
+def feed_again(state: AgentState, i: int) -> None:
+    """A message of each of agent-``i``'s feeds, declaring what it did: counts and times
+    move, nothing else."""
+    for agent in state.snapshot().agents:
+        if agent.address == f"observatory.agent-{i}":
+            for name, (record, fresh_time) in agent.record.feeds.items():
+                feed(state, i, name, record, fresh_time)
 
 
 def again(state: AgentState, i: int) -> list:
@@ -527,3 +557,93 @@ def test_after_runs_on_the_render_thread_once_each_response_is_handed_over():
     failing = DummyRequest([b""])
     metrics.render_GET(failing)
     assert failing.responseCode == 500 and calls == ["broken", "<lambda>", "trimmed"]
+
+
+def feed_lines(text: bytes) -> dict[tuple[str, str, str], float]:
+    """The feed samples: (family, instance id, feed) -> value."""
+    return {
+        (name, labels["instance_id"], labels["feed"]): value
+        for name, items, value in samples(text.decode())
+        if name.startswith("ocs_feed_")
+        for labels in [dict(items)]
+    }
+
+
+def test_feeds_coming_changing_moving_and_going_remake_only_the_feed_families():
+    """Feeds heard first and declaring something else remake the feed families of their
+    block only; messages alone (counts and times moving) remake nothing; a restart without
+    a feed and a forgotten agent take their feeds' lines. After each step the output equals a
+    fresh renderer's and the reference's."""
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, forget_after=30)
+    for i in range(2 * BLOCK_SIZE):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    exposition = AgentExposition(state)
+
+    def render() -> bytes:
+        text = exposition.render()
+        assert text == AgentExposition(state).render()
+        assert samples(text.decode()) == samples(reference(state))
+        return text
+
+    render()
+    before = pieces_by_block(exposition)
+    feed(state, 1, "readings", True, 5)
+    feed(state, 1, "chatter", False)
+    text = render()
+    after = pieces_by_block(exposition)
+    assert all(after[1][f] is before[1][f] for f in before[1])
+    remade = {f for f in after[0] if after[0][f] is not before[0].get(f)}
+    assert remade == {INDEX["ocs_feed_info"], INDEX["ocs_feed_fresh_time_seconds"]}
+    start = clock.wall
+    assert feed_lines(text) == {
+        ("ocs_feed_info", "agent-1", "readings"): 1.0,
+        ("ocs_feed_info", "agent-1", "chatter"): 1.0,
+        ("ocs_feed_fresh_time_seconds", "agent-1", "readings"): 5.0,
+        ("ocs_feed_messages_total", "agent-1", "readings"): 1.0,
+        ("ocs_feed_messages_total", "agent-1", "chatter"): 1.0,
+        ("ocs_feed_last_message_timestamp_seconds", "agent-1", "readings"): start,
+        ("ocs_feed_last_message_timestamp_seconds", "agent-1", "chatter"): start,
+    }
+    assert b'feed="chatter",record="false"} 1.0\n' in text
+
+    # Messages alone: counts and times move between scrapes, no block makes a line again.
+    before, keys = pieces_by_block(exposition), [block.key for block in exposition._blocks]
+    clock.advance(1.25)
+    for _ in range(3):
+        feed(state, 1, "readings", True, 5.0)
+    lines = feed_lines(render())
+    assert all(block.key is key for block, key in zip(exposition._blocks, keys, strict=True))
+    assert pieces_by_block(exposition) == before
+    assert lines["ocs_feed_messages_total", "agent-1", "readings"] == 4.0
+    assert lines["ocs_feed_last_message_timestamp_seconds", "agent-1", "readings"] == clock.wall
+    assert lines["ocs_feed_last_message_timestamp_seconds", "agent-1", "chatter"] == start
+
+    # Another declaration: the same count, other info and fresh time lines.
+    feed(state, 1, "readings", False)
+    lines = feed_lines(text := render())
+    assert lines["ocs_feed_messages_total", "agent-1", "readings"] == 5.0
+    assert ("ocs_feed_fresh_time_seconds", "agent-1", "readings") not in lines
+    assert b'feed="readings",record="false"} 1.0\n' in text
+
+    # Another agent's feed in the other block, then agent-1 restarts without its feeds.
+    feed(state, BLOCK_SIZE + 2, "readings")
+    render()
+    state.ingest(heartbeat("agent-1", {"acq": 3}, session_id="2.5"))
+    feed(state, 1, "chatter", False)
+    lines = feed_lines(render())
+    assert {key for key in lines if key[1] == "agent-1"} == {
+        ("ocs_feed_info", "agent-1", "chatter"),
+        ("ocs_feed_messages_total", "agent-1", "chatter"),
+        ("ocs_feed_last_message_timestamp_seconds", "agent-1", "chatter"),
+    }
+    assert lines["ocs_feed_messages_total", "agent-1", "chatter"] == 1.0
+    assert lines["ocs_feed_messages_total", f"agent-{BLOCK_SIZE + 2}", "readings"] == 1.0
+
+    # Everyone but agent-1 is forgotten: their feeds go with them.
+    clock.advance(31)
+    state.ingest(heartbeat("agent-1", {"acq": 3}, session_id="2.5"))
+    feed(state, 1, "chatter", False)
+    lines = feed_lines(render())
+    assert {key[1] for key in lines} == {"agent-1"}
+    assert lines["ocs_feed_messages_total", "agent-1", "chatter"] == 2.0
