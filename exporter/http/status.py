@@ -1,6 +1,7 @@
 """``/``: the status page. Every agent, down ones first, a page of them at a time; each
-operation's state, and its latest session (status, outcome, times, last messages). Plain
-HTML and CSS, no script; every string that comes from an agent is escaped."""
+operation's state, and its latest session (status, outcome, times, last messages); each
+feed's messages. Plain HTML and CSS, no script; every string that comes from an agent is
+escaped."""
 
 from __future__ import annotations
 
@@ -147,6 +148,28 @@ def sessions_row(agent: AgentView, now: float) -> str:
     )
 
 
+def feeds_row(agent: AgentView, now: float) -> str:
+    """A row under the agent's: its feeds (the heartbeat aside); empty when it has none."""
+    feeds = agent.record.feeds
+    if not feeds:
+        return ""
+    rows = [
+        f'<tr data-feed="{esc(name)}"><td>{esc(name)}</td>'
+        f"<td>{'yes' if info.record else 'no'}</td>"
+        f"<td>{DASH if info.fresh_time is None else f'{info.fresh_time:g} s'}</td>"
+        f"<td>{count}</td><td>{when(last, now)}</td></tr>"
+        for (name, info), count, last in zip(
+            feeds.items(), agent.feed_counts, agent.feed_times, strict=True
+        )
+    ]
+    return (
+        f'<tr class="sessions" data-feeds-of="{esc(agent.instance_id)}"><td colspan="5">'
+        '<table class="sessions"><thead><tr><th>Feed</th><th>Recorded</th>'
+        "<th>Fresh time</th><th>Messages</th><th>Last message</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></td></tr>"
+    )
+
+
 def agent_row(agent: AgentView, now: float) -> str:
     ops = "".join(
         f'<span class="op" style="background:{STATE_COLOURS[code]}" '
@@ -157,13 +180,17 @@ def agent_row(agent: AgentView, now: float) -> str:
         '<span class="badge up">UP</span>' if agent.up else '<span class="badge down">DOWN</span>'
     )
     return (
-        f'<tr class="agent" data-instance-id="{esc(agent.instance_id)}">'
-        f"<td>{badge}</td><td><b>{esc(agent.instance_id)}</b><br>"
-        f'<span class="muted">{esc(agent.address)}</span></td>'
-        f"<td>{esc(agent.agent_class) or '<span class=muted>unknown</span>'}</td>"
-        f'<td class="ago">{heard_ago(agent.last_heartbeat, now)}</td>'
-        f"<td>{ops or MUTED_NONE}</td></tr>"
-    ) + sessions_row(agent, now)
+        (
+            f'<tr class="agent" data-instance-id="{esc(agent.instance_id)}">'
+            f"<td>{badge}</td><td><b>{esc(agent.instance_id)}</b><br>"
+            f'<span class="muted">{esc(agent.address)}</span></td>'
+            f"<td>{esc(agent.agent_class) or '<span class=muted>unknown</span>'}</td>"
+            f'<td class="ago">{heard_ago(agent.last_heartbeat, now)}</td>'
+            f"<td>{ops or MUTED_NONE}</td></tr>"
+        )
+        + sessions_row(agent, now)
+        + feeds_row(agent, now)
+    )
 
 
 def page_number(request: server.Request) -> int:
@@ -188,7 +215,8 @@ def pages_nav(page: int, pages: int, first: int, last: int, total: int) -> str:
 
 
 class StatusPage(resource.Resource):
-    """``/``: every agent, up or down, and each operation's state and latest session; reloads
+    """``/``: every agent, up or down, each operation's state and latest session, and its
+    feeds; reloads
     itself. ``PAGE_SIZE`` agents a page (``/?page=2``...), down agents first: only the
     agents shown are rendered, so the page costs the same at 100 agents or 10,000."""
 

@@ -191,10 +191,27 @@ def session_json(session: OpSession | None) -> dict[str, Any] | None:
     }
 
 
+def feeds_json(agent: AgentView) -> dict[str, dict[str, Any]]:
+    """The agent's feeds (the heartbeat aside): feed name -> what it declares, its messages
+    heard and the Unix time of the last."""
+    return {
+        name: {
+            "record": info.record,
+            "fresh_time": info.fresh_time,
+            "messages": count,
+            "last_message_time": last,
+        }
+        for (name, info), count, last in zip(
+            agent.record.feeds.items(), agent.feed_counts, agent.feed_times, strict=True
+        )
+    }
+
+
 def agents_json(agents: Iterable[AgentView]) -> dict[str, dict[str, Any]]:
     """``/api/agents``: the RegistryAgent's ``main`` session data (:func:`registry_data`),
-    each agent's entry with one more key, ``operations``: operation -> ``{"session": ...}``.
-    The registry drop-in serves :func:`registry_data` alone, unchanged."""
+    each agent's entry with two more keys, ``operations``: operation -> ``{"session": ...}``,
+    and ``feeds`` (:func:`feeds_json`). The registry drop-in serves :func:`registry_data`
+    alone, unchanged."""
     agents = tuple(agents)
     data = registry_data(agents)
     for agent in agents:
@@ -204,6 +221,7 @@ def agents_json(agents: Iterable[AgentView]) -> dict[str, dict[str, Any]]:
             entry["operations"] = {
                 op: {"session": session_json(sessions.get(op))} for op in agent.op_codes
             }
+            entry["feeds"] = feeds_json(agent)
     return data
 
 

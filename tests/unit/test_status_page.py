@@ -5,6 +5,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from exporter.http.status import DASH, PAGE_SIZE, StatusPage
 from exporter.state import AgentState, ExpectedAgent
+from testbed.feedflood import feed_payload
 from tests.support.fakes import FakeClock, heartbeat, session_answer
 from tests.support.pages import HOSTILE, session_rows
 
@@ -226,3 +227,28 @@ def test_only_the_agents_shown_have_their_messages_rendered():
         ids = rendered_ids(html)
         assert html.count("message of a") == len(ids)
         assert all(f"message of {i}<" in html for i in ids)
+
+
+def test_each_feed_shows_what_it_declares_its_messages_and_the_last_one_escaped():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
+    state.ingest(heartbeat("fake1", {"acq": 3}))
+    state.ingest(heartbeat("quiet", {"acq": 3}))
+    hostile = '<img/src="x">&'  # a sane feed name: no space
+    readings = feed_payload("observatory.fake1", "readings", {}, True, {"fresh_time": 60})
+    state.ingest_feed(feed_payload("observatory.fake1", hostile, {}))
+    clock.advance(30)
+    for _ in range(3):
+        state.ingest_feed(readings)
+    html = StatusPage(state, lambda: True, "/metrics", clock=clock.time).render_page()
+    assert "<img" not in html and 'data-feeds-of="quiet"' not in html
+    rows = html[html.index('data-feeds-of="fake1"') :].partition("</table>")[0]
+    cells = {}
+    for part in rows.split("<tr data-feed=")[1:]:
+        row = part.partition("</tr>")[0]
+        cells[row.split('"')[1]] = [cell.split("</td>")[0] for cell in row.split("<td>")[1:]]
+    assert list(cells) == ["&lt;img/src=&quot;x&quot;&gt;&amp;", "readings"]
+    assert cells["readings"][:4] == ["readings", "yes", "60 s", "3"]
+    assert "2027-01-15 08:00:30 UTC" in cells["readings"][4]
+    assert cells["&lt;img/src=&quot;x&quot;&gt;&amp;"][1:4] == ["no", DASH, "1"]
+    assert "30.0 s ago" in cells["&lt;img/src=&quot;x&quot;&gt;&amp;"][4]

@@ -31,6 +31,7 @@ from exporter.service import AUTH_EXEMPT
 from exporter.state import AgentState
 from exporter.wamp.registry_compat import registry_data
 from testbed import ROOT
+from testbed.feedflood import feed_payload
 from tests.support.fakes import FakeClock, heartbeat, session_answer
 from tests.support.pages import HOSTILE
 from tests.support.webconfig import HASH, PASSWORD, WRONG, InlineThread, creds
@@ -336,6 +337,8 @@ def test_the_answer_waits_for_bcrypt_off_the_calling_thread():
 
 # --- /api/agents ----------------------------------------------------------------------
 
+HOSTILE_FEED = '<b>"feed"&'  # a sane feed name: JSON carries it as it is
+
 
 def test_api_agents_adds_each_operations_latest_session_to_the_registry_data():
     clock = FakeClock()
@@ -349,12 +352,32 @@ def test_api_agents_adds_each_operations_latest_session_to_the_registry_data():
     ended = session_answer("delay_task", 1, "done", False, HOSTILE, None, now - 9, now)
     state.set_session(address, session, "acq", running)
     state.set_session(address, session, "delay_task", ended)
+    readings = feed_payload(address, "readings", {}, True, {"fresh_time": 60}, session)
+    state.ingest_feed(readings)
+    state.ingest_feed(feed_payload(address, HOSTILE_FEED, {}, session_id=session))
+    clock.advance(2)
+    state.ingest_feed(readings)
     data = json.loads(AgentsJSON(state).body())
     registry = registry_data(state.snapshot().agents)
     assert list(data) == list(registry)
     for key, entry in data.items():
-        assert {k: v for k, v in entry.items() if k != "operations"} == registry[key]
+        assert {k: v for k, v in entry.items() if k not in ("operations", "feeds")} == registry[key]
     assert data["observatory.quiet"]["operations"] == {"acq": {"session": None}}
+    assert data["observatory.quiet"]["feeds"] == {}
+    assert data[address]["feeds"] == {
+        "readings": {
+            "record": True,
+            "fresh_time": 60.0,
+            "messages": 2,
+            "last_message_time": now + 2,
+        },
+        HOSTILE_FEED: {
+            "record": False,
+            "fresh_time": None,
+            "messages": 1,
+            "last_message_time": now,
+        },
+    }
     assert data[address]["operations"] == {
         "acq": {
             "session": {
@@ -407,9 +430,12 @@ def test_the_documented_json_is_what_api_agents_serves():
     state = AgentState("observatory", 5.0, monotonic=clock.monotonic, wall=clock.time)
     state.ingest(heartbeat("fake1", {"acq": 3}))
     state.set_session("observatory.fake1", "1795518440.6412797", "acq", session_answer("acq"))
+    readings = feed_payload("observatory.fake1", "readings", {}, True, {"fresh_time": 60})
+    state.ingest_feed(readings)
     [served] = json.loads(AgentsJSON(state).body()).values()
     assert list(entry) == list(served)
     session = served["operations"]["acq"]["session"]
     assert list(entry["operations"]["delay_task"]["session"]) == list(session)
+    assert list(entry["feeds"]["temperatures"]) == list(served["feeds"]["readings"])
     table = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     assert [name.strip("` ") for row in table for name in row.split(",")] == list(session)
