@@ -167,13 +167,24 @@ def test_many_agents_with_churn_match_the_reference():
 
 
 def test_text_body_passes_promtool():
-    body = page(FakeClock()).body(openmetrics=False, compress=False)
+    metrics = page(FakeClock())
+    state = metrics.agents.state
+    for agent in state.snapshot().agents[:3]:
+        address, session = agent.address, agent.session_id
+        state.ingest_feed(feed_payload(address, "readings", [], True, {"fresh_time": 9}, session))
+        state.ingest_feed(feed_payload(address, "chatter", [], session_id=session))
+    body = metrics.body(openmetrics=False, compress=False)
     check = subprocess.run(
         ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
     )
     assert check.returncode == 0, check.stdout + check.stderr
     names = {f.name for f in parse_text(body.decode())}
     assert {"ocs_agent_up", "ocs_op_code", "ocs_exporter_heartbeats"} <= names
+    assert {
+        "ocs_feed_messages",
+        "ocs_feed_fresh_time_seconds",
+        "ocs_exporter_feed_messages",
+    } <= names
 
 
 def test_openmetrics_body_is_valid_and_ends_once_with_eof():
