@@ -24,7 +24,6 @@ from exporter.heartbeat import (
     Heartbeat,
     InvalidHeartbeat,
     parse,
-    start_time,
 )
 from exporter.history import (
     FEED_INFOS,
@@ -282,7 +281,6 @@ class AgentState:
                     op_codes=codes,
                     host=record.host,
                     expected=record.expected,
-                    start_time=start_time(session_id) if new_session else record.start_time,
                     restarts=record.restarts + 1 if new_session and heard else record.restarts,
                     changed=changed,
                     transitions=transitions,

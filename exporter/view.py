@@ -9,7 +9,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from exporter.feeds import FeedInfo
-from exporter.heartbeat import EXPIRED
+from exporter.heartbeat import EXPIRED, start_time
 from exporter.sessions import OpSession
 
 
@@ -47,7 +47,6 @@ class AgentRecord(NamedTuple):
     op_codes: dict[str, int]
     host: str  # from the site config file
     expected: bool | None  # None: not in the site config file
-    start_time: float | None  # from the session id
     restarts: int
     changed: dict[str, float]  # op -> wall time of last change
     transitions: dict[tuple[str, int], int]  # (op, code) -> entries
@@ -66,7 +65,13 @@ class AgentRecord(NamedTuple):
     @classmethod
     def new(cls, address: str, instance_id: str, agent_class: str) -> AgentRecord:
         """An agent known by its address, id and class only."""
-        return cls(address, instance_id, agent_class, None, {}, "", None, None, 0, {}, {}, None)
+        return cls(address, instance_id, agent_class, None, {}, "", None, 0, {}, {}, None)
+
+    @property
+    def start_time(self) -> float | None:
+        """Unix time the agent's process started, from its session id (read from it when
+        asked rather than kept: a float per agent saved)."""
+        return start_time(self.session_id)
 
 
 class AgentView(NamedTuple):

@@ -48,6 +48,9 @@ from exporter.state import AgentState
 from exporter.view import AgentRecord, AgentView
 
 BLOCK_SIZE = 32  # agents per block: small enough to redo, large enough to compress well
+# The line counts of a family none of a block's agents has lines of (most have no feeds):
+# shared by such blocks, never changed (a block gives the family its own when it needs one).
+_NO_COUNTS = array("I")
 
 
 # What a block's lines are made of: its agents' records (a change makes a new one, so the
@@ -99,7 +102,8 @@ class _Block:
     """Up to BLOCK_SIZE agents: per family index their lines compressed and where each
     agent's lines end in that text, and per moving family the format string of its lines
     (heartbeat times: one line, one value, per heard agent; data times: one per operation
-    with one, as many per agent as ``sampled_counts`` says). ``key`` says which versions of
+    with one, as many per agent as ``sampled_counts`` says, an empty array when none has
+    any: most agents have no feeds). ``key`` says which versions of
     its agents, up or down, all this is for."""
 
     __slots__ = ("ends", "formats", "heard", "heard_at", "key", "pieces", "sampled_counts")
@@ -115,7 +119,7 @@ class _Block:
         self.heard = 0  # agents heard
         # Per family of SAMPLED (data times), the agents' lines' format and how many each has.
         self.sampled_formats = [b""] * len(SAMPLED)
-        self.sampled_counts = [array("I") for _ in SAMPLED]
+        self.sampled_counts = [_NO_COUNTS for _ in SAMPLED]
         self.size = 0  # agents assigned to it
 
     def update(self, views: Sequence[AgentView], key: Key, writers: Sequence[Writer]) -> set[int]:
@@ -166,7 +170,8 @@ class _Block:
         self.pieces, self.ends = pieces, ends
         self.formats = [b"".join(lines) for lines in formats]
         self.sampled_formats = [b"".join(lines) for lines in sampled]
-        self.sampled_counts = counts
+        # A family no agent of the block has lines of keeps no count per agent.
+        self.sampled_counts = [c if any(c) else _NO_COUNTS for c in counts]
         self.heard_at = bytes([agent.last_heartbeat is not None for agent in views])
         self.heard, self.key = sum(self.heard_at), key
         return changed
@@ -208,6 +213,8 @@ class _Block:
         for i, new in enumerate(sampled):
             if new:
                 counts = self.sampled_counts[i]
+                if not counts:  # none had lines: a count per agent from now on
+                    counts = self.sampled_counts[i] = array("I", bytes(4 * len(records)))
                 self.sampled_formats[i] = _relined(self.sampled_formats[i], counts, new)
                 for position, lines in new.items():
                     counts[position] = lines.count(b"\n")

@@ -117,9 +117,11 @@ def test_api_agents_resource_is_the_same_data_in_json():
     body = AgentsJSON(state).body()  # rendered on the thread pool, headers: live test
     served = json.loads(body)
     operations = {key: entry.pop("operations") for key, entry in served.items()}
+    feeds = {key: entry.pop("feeds") for key, entry in served.items()}
     assert served == registry_data(state.snapshot().agents)
-    # ... and each operation's session (none here; see tests/unit/test_web.py)
+    # ... and each operation's session and the feeds (none here; see tests/unit/test_web.py)
     assert operations == {"observatory.fake1": {op: {"session": None} for op in CODES}}
+    assert feeds == {"observatory.fake1": {}}
 
 
 # The registry data of fake2 (down) and fake1 (up, CODES), as the RegistryAgent's encoder
