@@ -1,6 +1,7 @@
 """Agents for live tests of operation sessions, on a test bed and stopped with it: a real
 OCS agent whose tasks crash or are called badly (testbed.crashy), a FakeDataAgent whose
-log shows every start and stop at once, and an agent that never answers (testbed.mute)."""
+log shows every start and stop at once, an agent that never answers (testbed.mute), and a
+real HostManager running FakeDataAgents as its children (testbed.hostmanager)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 
 import testbed
 from testbed import crashy, feeder
+from testbed.hostmanager import HostManager
 from testbed.mute import MuteAgent
 from tests.support.bed import Testbed
 
@@ -56,3 +58,30 @@ def start_mute(bed: Testbed, instance_id: str, op_codes: dict[str, int]) -> Mute
     agent = MuteAgent(bed.router.url, testbed.REALM, address, op_codes, bed.workdir)
     bed.agents[instance_id] = agent  # stopped with the bed
     return agent.start(timeout=30)
+
+
+def start_hostmanager(
+    bed: Testbed, instance_id: str, children: dict[str, str], timeout: float = 30
+) -> HostManager:
+    """A HostManager on the bed's router, with a site file of its own listing it and
+    ``children`` ({instance_id: "up" | "down"}, FakeDataAgents it starts up or down);
+    returned once its ``manager`` process runs. Stopped with the bed at the latest; its
+    :meth:`~testbed.hostmanager.HostManager.stop` also ends its children."""
+    manager = HostManager(bed.router.port, instance_id, children, bed.workdir / f"hm-{instance_id}")
+    bed.agents[instance_id] = manager  # stopped with the bed, if nothing stops it before
+    try:
+        return manager.start(timeout=timeout)
+    except BaseException:
+        manager.stop()
+        raise
+
+
+def manager_data(bed: Testbed, instance_id: str) -> dict:
+    """The ``session.data`` of HostManager ``instance_id``'s ``manager`` process, asked
+    with OCS's own client."""
+    return bed.client(instance_id).manager.status().session["data"]
+
+
+def child_states(bed: Testbed, instance_id: str) -> dict[str, dict]:
+    """{child instance_id: its child_states entry} of HostManager ``instance_id``."""
+    return {c["instance_id"]: c for c in manager_data(bed, instance_id)["child_states"]}

@@ -1,0 +1,115 @@
+"""A real HostManager (the ``ocs`` package's) and the FakeDataAgents it runs as its children.
+
+The HostManager has a site file of its own, on the same router as the rest of the bed: one
+host block listing the HostManager and its children (their ``manage`` field says which
+start up and which down). It launches each child as ``python -m ocs.agent_cli
+--site-file F --site-host H --working-dir D``, so the children find the same file, host
+and router with nothing passed through the environment. The HostManager's
+``reactor.spawnProcess`` keeps them in its process group, which :meth:`stop` signals as a
+whole; any child that left the group is found by the site file on its command line and
+killed too. Each child logs to ``<workdir>/logs/<agent address>.log`` (the host's
+``log-dir``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from testbed.agents import Agent, site_config
+from testbed.process import stop_processes, wait_for
+
+HOST = "hm-testbed"  # the host block of the HostManager's own site file
+MANAGE = {"up": "host/up", "down": "host/down"}
+
+
+def child_entry(instance_id: str, target: str = "up", *arguments: str) -> dict:
+    """The site config entry of a FakeDataAgent the HostManager runs (``target`` up or
+    down: what it starts with)."""
+    return {
+        "agent-class": "FakeDataAgent",
+        "instance-id": instance_id,
+        "manage": MANAGE[target],
+        "arguments": list(arguments),
+    }
+
+
+def manager_entry(instance_id: str) -> dict:
+    """The HostManager's own entry (it never manages itself)."""
+    return {"agent-class": "HostManager", "instance-id": instance_id, "arguments": []}
+
+
+class HostManager(Agent):
+    """A HostManager ``instance_id`` run by ``ocs-agent-cli`` from its own site file in
+    ``workdir``, with ``children`` ({instance_id: "up" | "down"}) as FakeDataAgents."""
+
+    def __init__(
+        self,
+        router_port: int,
+        instance_id: str,
+        children: Mapping[str, str],
+        workdir: Path,
+    ) -> None:
+        workdir = Path(workdir)
+        self.router_port = router_port
+        self.children = dict(children)
+        self.log_dir = workdir / "logs"
+        super().__init__(workdir / "site.yaml", instance_id, workdir, host=HOST)
+        self.env["PYTHONUNBUFFERED"] = "1"
+
+    def site_config(self) -> dict:
+        entries = [manager_entry(self.instance_id)]
+        entries += [child_entry(iid, target) for iid, target in self.children.items()]
+        config = site_config(self.router_port, entries, host=HOST)
+        config["hosts"][HOST]["log-dir"] = str(self.log_dir)
+        return config
+
+    def write_site_file(self, text: str | None = None) -> None:
+        """Write the site file (``text`` as it is, if given: a broken one, say)."""
+        self.site_file.write_text(
+            text if text is not None else yaml.safe_dump(self.site_config(), sort_keys=False)
+        )
+
+    def _prepare(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.write_site_file()
+
+    def _ready(self) -> bool:
+        # OCS logs this once the agent has joined the router and started `manager`.
+        return "startup-op: launching manager" in self.log()
+
+    def child_log(self, instance_id: str, address_root: str = "observatory") -> str:
+        """What child ``instance_id`` logged so far ("" before it started)."""
+        path = self.log_dir / f"{address_root}.{instance_id}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def child_pids(self) -> dict[int, str]:
+        """{pid: cmdline} of every live process started with this HostManager's site file
+        other than the HostManager itself: its children, in its group or not."""
+        found = {}
+        needle = str(self.site_file).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or (self.proc and int(entry.name) == self.proc.pid):
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if needle in cmdline and state != "Z":  # a zombie is dead, only unreaped
+                found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+        return found
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the HostManager's process group (itself and its children), then kill any
+        child still alive outside it."""
+        stop_processes([self], timeout)
+        for pid in self.child_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not self.child_pids(), 10, f"{self.name}'s children to exit")
