@@ -117,18 +117,31 @@ def go(load: FeedLoad, *subjects: testbed.Process) -> None:
     load.go(time.time() + 0.2)
 
 
-def settle(exporters: dict[str, testbed.Exporter], n: int, feeds: int, limit: float) -> float:
-    """Wait until every exporter has asked every agent its operation types and the feed
-    collector tracks every feed (each is heard once its agent's heartbeat was), or ``limit``
-    seconds; returns how long it took."""
+def settle(
+    exporters: dict[str, testbed.Exporter], n: int, feeds: int, limit: float, every: float
+) -> dict[str, Any]:
+    """Scrape every ``every`` s until every exporter has asked every agent its operation
+    types and the feed collector tracks every feed (each is heard once its agent's
+    heartbeat was), or for ``limit`` s: whether it did, and how long it took."""
     started = time.time()
-    while time.time() - started < limit:
+    done = False
+    while not done and time.time() - started < limit:
+        polled = time.time()
         scrapes = {name: scrape.scrape(e.metrics_url) for name, e in exporters.items()}
         asked = all(s.op_type_queries() >= n for s in scrapes.values())
-        if asked and exporter_counts(scrapes["feeds"].text)["feeds_tracked"] >= n * feeds:
-            break
-        time.sleep(1.0)
-    return round(time.time() - started, 1)
+        done = asked and exporter_counts(scrapes["feeds"].text)["feeds_tracked"] >= n * feeds
+        if not done:
+            scrape.sleep_until(polled + every)
+    return {"settled": done, "after_s": round(time.time() - started, 1)}
+
+
+def received_fraction(counts: dict[str, Any], name: str) -> float | None:
+    """What exporter ``name`` received of what was sent to it since the load started:
+    everything with feeds on, the heartbeats with them off."""
+    sent, got = counts["sent"], counts[name]
+    kinds = ("heartbeats", "feeds") if name == "feeds" else ("heartbeats",)
+    expected = sum(sent[kind] for kind in kinds)
+    return round(sum(got[kind] for kind in kinds) / expected, 4) if expected else None
 
 
 def read(exporters: dict[str, testbed.Exporter], bare: FeedBare | None, load: FeedLoad) -> dict:
@@ -152,7 +165,7 @@ def cpu(pids: dict[str, int], router: testbed.Router, load: FeedLoad) -> dict[st
     return used
 
 
-def drain(exporters: dict[str, testbed.Exporter], bare: FeedBare, load: FeedLoad) -> dict:
+def drain(exporters: dict[str, testbed.Exporter], bare: FeedBare | None, load: FeedLoad) -> dict:
     """Stop the load; read the counts until they have not moved for a second (15 s at most)."""
     load.quit()
     started, last, same_since = time.time(), None, time.time()
@@ -238,7 +251,7 @@ def cpu_step(args: argparse.Namespace, router: testbed.Router, site_file: Path) 
         bare = FeedBare(router.url, workdir, args.serializer).start(wait=False)
         exporters = start_exporters(args, site_file, workdir, 5.0, **VARIANTS)
         go(load, bare)
-        settled = settle(exporters, n, args.feeds, 120.0)
+        settled = settle(exporters, n, args.feeds, 120.0, 1.0)
         time.sleep(args.warmup)
         pids = {**{name: e.pid for name, e in exporters.items()}, "bare": bare.pid}
         first = read(exporters, bare, load)
@@ -254,13 +267,15 @@ def cpu_step(args: argparse.Namespace, router: testbed.Router, site_file: Path) 
             "expected_per_s": args.rate,
             "generators": len(load.generators),
             "pids": {**pids, "generators": [g.pid for g in load]},
-            "settled_s": settled,
+            "settle": settled,
             **cpu_results(before, after, first, last),
         }
         for name, exporter in exporters.items():
             row = result["subjects"][name]
             row["rss_bytes"] = procstat.memory(exporter.pid).get("rss")
             row["counts"] = last[name]
+            row["lost_router"] = exporter.lost_router()
+        result["subjects"]["bare"]["session_losses"] = bare.losses
         result["totals"] = totals(drain(exporters, bare, load))
         return result
     finally:
@@ -280,7 +295,9 @@ def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path
         exporters = start_exporters(args, site_file, workdir, period * 3, **VARIANTS)
         idle = {name: procstat.memory(e.pid).get("rss") for name, e in exporters.items()}
         go(load)
-        settled = settle(exporters, n, args.feeds, 2 * every + 3 * period + 120)
+        # Polled less often the more agents: a scrape of every agent is itself a load.
+        poll = min(max(n / 2000, 1.0), 5.0)
+        settled = settle(exporters, n, args.feeds, 2 * every + 3 * period + 120, poll)
         time.sleep(args.warmup)
         latencies: dict[str, list[float]] = {name: [] for name in exporters}
         sizes: dict[str, list[int]] = {name: [] for name in exporters}
@@ -291,7 +308,8 @@ def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path
                 latencies[name].append(s.latency)
                 sizes[name].append(s.wire_bytes)
             scrape.sleep_until(started + args.scrape_interval)
-        final = read(exporters, None, load)
+        rss = {name: procstat.memory(e.pid).get("rss") or 0 for name, e in exporters.items()}
+        final = drain(exporters, None, load)
         result: dict[str, Any] = {
             "agents": n,
             "feeds_per_agent": args.feeds,
@@ -299,12 +317,13 @@ def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path
             "period_s": period,
             "feed_period_s": every,
             "expected_per_s": round(n / period + n * args.feeds / every, 1),
-            "settled_s": settled,
+            "settle": settled,
             "pids": {
                 **{name: e.pid for name, e in exporters.items()},
                 "generators": [g.pid for g in load],
             },
             "sent": final["sent"],
+            "drain_s": final["drain_s"],
         }
         for name, exporter in exporters.items():
             result[name] = {
@@ -312,8 +331,10 @@ def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path
                 "scrape_ms_p99": round(percentile(latencies[name], 99) * 1e3, 1),
                 "scrape_wire_bytes": max(sizes[name]),
                 "rss_idle_bytes": idle[name],
-                "rss_bytes": procstat.memory(exporter.pid).get("rss") or 0,
+                "rss_bytes": rss[name],
                 "counts": final[name],
+                "received_fraction_of_sent": received_fraction(final, name),
+                "lost_router": exporter.lost_router(),
             }
         on, off = result["feeds"], result["heartbeats_only"]
         tracked = on["counts"]["feeds_tracked"]

@@ -10,6 +10,7 @@ NAMES = {
     "heartbeats_only": "exporter, --no-collector.feeds",
     "bare": "bare subscriber, <root>..feeds.",
 }
+EXPORTERS = ("feeds", "heartbeats_only")
 MIB = 2**20
 
 
@@ -44,8 +45,10 @@ def print_cpu(cpu: dict[str, Any]) -> None:
     )
     counts = cpu["subjects"]["feeds"]["counts"]
     print(
-        f"  feeds tracked {counts['feeds_tracked']}, invalid {counts['invalid']}, ignored "
-        f"{counts['ignored']}"
+        f"  feeds tracked {counts['feeds_tracked']}, invalid {_nonzero(counts['invalid'])}, "
+        f"ignored {_nonzero(counts['ignored'])}; {_settle(cpu['settle'])}; lost router: "
+        + ", ".join(f"{name} {cpu['subjects'][name]['lost_router']}" for name in EXPORTERS)
+        + f", bare {cpu['subjects']['bare']['session_losses']}"
     )
     total = cpu["totals"]
     print(
@@ -57,6 +60,15 @@ def print_cpu(cpu: dict[str, Any]) -> None:
     )
 
 
+def _nonzero(by_reason: dict[str, float]) -> dict[str, float]:
+    return {reason: n for reason, n in by_reason.items() if n}
+
+
+def _settle(settle: dict[str, Any]) -> str:
+    state = "settled" if settle["settled"] else "NOT settled"
+    return f"{state} after {settle['after_s']:g} s (operation types asked, feeds tracked)"
+
+
 def print_scale(scale: dict[str, Any]) -> None:
     print(
         f"{scale['agents']} agents x {scale['feeds_per_agent']} feeds, heartbeats every "
@@ -64,14 +76,17 @@ def print_scale(scale: dict[str, Any]) -> None:
         f"({scale['expected_per_s']:g} messages/s), side by side, scraped in turn (gzip, "
         "OpenMetrics):"
     )
-    for name in ("feeds", "heartbeats_only"):
+    for name in EXPORTERS:
         row = scale[name]
         print(
             f"  {NAMES[name]:32} /metrics p50 {row['scrape_ms_p50']} ms, p99 "
             f"{row['scrape_ms_p99']} ms ({row['scrape_wire_bytes']} B); RSS "
             f"{row['rss_bytes'] / MIB:.1f} MiB (idle {(row['rss_idle_bytes'] or 0) / MIB:.1f} "
-            f"MiB); feeds tracked {row['counts']['feeds_tracked']}"
+            f"MiB); feeds tracked {row['counts']['feeds_tracked']}; received "
+            f"{_fraction(row['received_fraction_of_sent'])} of what was sent to it, lost "
+            f"router {row['lost_router']}"
         )
+    print(f"  {_settle(scale['settle'])}")
     print(
         f"  p99 feeds on/off {scale['p99_ratio']}; RSS difference "
         f"{scale['rss_difference_bytes'] / MIB:.2f} MiB, {scale['rss_bytes_per_feed']} B per "
@@ -81,7 +96,8 @@ def print_scale(scale: dict[str, Any]) -> None:
 
 def notes(results: dict[str, Any]) -> list[str]:
     """Facts about a run that change how its numbers read: subjects that received less
-    than was sent to them (the router, or a saturated machine)."""
+    than was sent to them (the router, or a saturated machine), lost the router, or a step
+    that never settled."""
     found = []
     cpu = results.get("cpu")
     if cpu:
@@ -98,6 +114,29 @@ def notes(results: dict[str, Any]) -> list[str]:
                 f"crossbar used {cpu['others']['crossbar']['cpu_cores']} cores and the machine "
                 f"{cpu['machine_busy_cores']} of {results['host']['cpus']}: CPU per message is "
                 "per message received; read the exporter beside the bare subscriber"
+            )
+    for step_name in ("cpu", "scale"):
+        step = results.get(step_name)
+        if not step:
+            continue
+        rows = step["subjects"] if step_name == "cpu" else step
+        lost = {name: rows[name]["lost_router"] for name in EXPORTERS if rows[name]["lost_router"]}
+        if lost:
+            found.append(
+                f"{step_name} step: exporters lost the router (times): {lost}; see their logs"
+            )
+        short = {
+            NAMES[name]: _fraction(step[name]["received_fraction_of_sent"])
+            for name in EXPORTERS
+            if step_name == "scale" and (step[name]["received_fraction_of_sent"] or 0) < 0.99
+        }
+        if short:
+            found.append(f"scale step: received less than 99% of what was sent: {short}")
+        if not step["settle"]["settled"]:
+            found.append(
+                f"{step_name} step: not settled in {step['settle']['after_s']:g} s (the feed "
+                "collector did not track every feed, or an exporter did not ask every agent "
+                "its operation types): its numbers are of a partial state"
             )
     for note in found:
         print(f"note: {note}")

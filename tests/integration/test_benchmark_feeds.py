@@ -79,6 +79,9 @@ def test_cpu_per_message_of_each_subject_from_its_own_counts(run):
         rows["feeds"]["us_per_message"] / rows["bare"]["us_per_message"], 3
     )
     assert "exporter/bare per message" in run[1]
+    assert cpu["settle"]["settled"]
+    assert [rows[name]["lost_router"] for name in ("feeds", "heartbeats_only")] == [0, 0]
+    assert rows["bare"]["session_losses"] == 0
 
 
 def test_scale_step_reports_scrapes_and_memory_per_feed(run):
@@ -86,6 +89,10 @@ def test_scale_step_reports_scrapes_and_memory_per_feed(run):
     on, off = scale["feeds"], scale["heartbeats_only"]
     assert on["counts"]["feeds_tracked"] == SCALE_AGENTS * FEEDS
     assert off["counts"]["feeds_tracked"] == 0 and off["counts"]["feeds"] == 0
+    assert scale["settle"]["settled"]
+    # Counted after the load stopped: everything sent arrived.
+    assert on["received_fraction_of_sent"] == off["received_fraction_of_sent"] == 1.0
+    assert on["lost_router"] == off["lost_router"] == 0
     for row in (on, off):
         assert 0 < row["scrape_ms_p50"] <= row["scrape_ms_p99"]
         assert row["rss_bytes"] > 0 and row["rss_idle_bytes"] > 0
