@@ -28,14 +28,14 @@ HOST = "hm-testbed"  # the host block of the HostManager's own site file
 MANAGE = {"up": "host/up", "down": "host/down"}
 
 
-def child_entry(instance_id: str, target: str = "up", *arguments: str) -> dict:
-    """The site config entry of a FakeDataAgent the HostManager runs (``target`` up or
-    down: what it starts with)."""
+def child_entry(instance_id: str, target: str = "up", agent_class: str = "FakeDataAgent") -> dict:
+    """The site config entry of a child the HostManager runs (``target`` up or down: what
+    it starts with). An ``agent_class`` no OCS plugin provides is listed and never runs."""
     return {
-        "agent-class": "FakeDataAgent",
+        "agent-class": agent_class,
         "instance-id": instance_id,
         "manage": MANAGE[target],
-        "arguments": list(arguments),
+        "arguments": [],
     }
 
 
@@ -46,7 +46,8 @@ def manager_entry(instance_id: str) -> dict:
 
 class HostManager(Agent):
     """A HostManager ``instance_id`` run by ``ocs-agent-cli`` from its own site file in
-    ``workdir``, with ``children`` ({instance_id: "up" | "down"}) as FakeDataAgents."""
+    ``workdir``, with ``children`` ({instance_id: "up" | "down"}) as FakeDataAgents, or of
+    the class ``classes`` gives."""
 
     def __init__(
         self,
@@ -54,17 +55,22 @@ class HostManager(Agent):
         instance_id: str,
         children: Mapping[str, str],
         workdir: Path,
+        classes: Mapping[str, str] | None = None,
     ) -> None:
         workdir = Path(workdir)
         self.router_port = router_port
         self.children = dict(children)
+        self.classes = dict(classes or {})
         self.log_dir = workdir / "logs"
         super().__init__(workdir / "site.yaml", instance_id, workdir, host=HOST)
         self.env["PYTHONUNBUFFERED"] = "1"
 
     def site_config(self) -> dict:
         entries = [manager_entry(self.instance_id)]
-        entries += [child_entry(iid, target) for iid, target in self.children.items()]
+        entries += [
+            child_entry(iid, target, self.classes.get(iid, "FakeDataAgent"))
+            for iid, target in self.children.items()
+        ]
         config = site_config(self.router_port, entries, host=HOST)
         config["hosts"][HOST]["log-dir"] = str(self.log_dir)
         return config
@@ -105,9 +111,11 @@ class HostManager(Agent):
                 found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
         return found
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
         """Stop the HostManager's process group (itself and its children), then kill any
-        child still alive outside it."""
+        child still alive outside it. The timeout is short: on SIGTERM the HostManager
+        takes about 6 s to stop its manager session and reactor, and its children have
+        been signalled with it."""
         stop_processes([self], timeout)
         for pid in self.child_pids():
             with contextlib.suppress(ProcessLookupError):

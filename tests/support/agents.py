@@ -61,13 +61,19 @@ def start_mute(bed: Testbed, instance_id: str, op_codes: dict[str, int]) -> Mute
 
 
 def start_hostmanager(
-    bed: Testbed, instance_id: str, children: dict[str, str], timeout: float = 30
+    bed: Testbed,
+    instance_id: str,
+    children: dict[str, str],
+    classes: dict[str, str] | None = None,
+    timeout: float = 30,
 ) -> HostManager:
     """A HostManager on the bed's router, with a site file of its own listing it and
-    ``children`` ({instance_id: "up" | "down"}, FakeDataAgents it starts up or down);
-    returned once its ``manager`` process runs. Stopped with the bed at the latest; its
-    :meth:`~testbed.hostmanager.HostManager.stop` also ends its children."""
-    manager = HostManager(bed.router.port, instance_id, children, bed.workdir / f"hm-{instance_id}")
+    ``children`` ({instance_id: "up" | "down"}, FakeDataAgents it starts up or down, or of
+    the agent class ``classes`` gives); returned once its ``manager`` process runs. Stopped
+    with the bed at the latest; its :meth:`~testbed.hostmanager.HostManager.stop` also
+    ends its children."""
+    workdir = bed.workdir / f"hm-{instance_id}"
+    manager = HostManager(bed.router.port, instance_id, children, workdir, classes)
     bed.agents[instance_id] = manager  # stopped with the bed, if nothing stops it before
     try:
         return manager.start(timeout=timeout)
