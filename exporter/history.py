@@ -12,9 +12,10 @@ from sys import intern
 from typing import Any
 
 from exporter.feeds import FeedInfo
+from exporter.hostmanager import Child, ManagerData
 from exporter.interning import InternTable
 from exporter.sessions import OUTCOMES, STATUSES, OpSession
-from exporter.view import AgentRecord, Durations
+from exporter.view import AgentRecord, Durations, Hosting, Managed
 
 # (operation, OpCode) keys of AgentRecord.transitions, one of each for all agents.
 _TRANSITIONS: InternTable[tuple[str, int], tuple[str, int]] = InternTable(lambda k: k, 100_000)
@@ -42,6 +43,19 @@ _FEEDS: InternTable[tuple[Any, ...], dict[str, FeedInfo]] = InternTable(None, 30
 _FEED_SLOTS: InternTable[tuple[Any, ...], dict[str, tuple[int, FeedInfo]]] = InternTable(
     None, 30_000
 )
+
+# What a HostManager says of an agent: the same few values for most.
+_MANAGED: InternTable[tuple[str, bool | None, float], Managed] = InternTable(
+    lambda k: Managed(*k), 10_000
+)
+
+# Hosting, one for all agents that have the same: those of a host, managed alike, share one.
+_HOSTINGS: InternTable[Hosting, Hosting] = InternTable(lambda k: k, 30_000)
+
+
+def hosted(hosting: Hosting, **changes: Any) -> Hosting:
+    """``hosting`` with ``changes``, the one held for the same values."""
+    return _HOSTINGS[hosting._replace(**changes)]
 
 
 def op_history(
@@ -148,3 +162,39 @@ def _observe(histogram: Durations, seconds: float) -> Durations:
     first = bisect.bisect_left(bounds, seconds)  # the first bucket it falls in (le)
     counts = _COUNTS[tuple(n + 1 if i >= first else n for i, n in enumerate(counts))]
     return Durations(bounds, counts, total + seconds)
+
+
+class Listings:
+    """Which HostManager lists which agent: per agent address, what each HostManager (by
+    address) listing it says (:class:`exporter.view.Managed`). Agents are listed under the
+    HostManager's address root, by instance_id."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.data: dict[str, ManagerData] = {}  # HostManager address -> its current data
+        self._of: dict[str, dict[str, Managed]] = {}  # agent address -> manager -> entry
+
+    def replace(
+        self, manager: str, data: ManagerData | None
+    ) -> dict[str, tuple[tuple[Managed, ...], Child]]:
+        """Makes ``data`` the HostManager's (None: it has none any more). Returns, for each
+        agent its old or new data lists, every HostManager listing it now (by instance_id,
+        the shared empty tuple for none) and its entry in either."""
+        old = self.data.pop(manager, None)
+        if data is not None:
+            self.data[manager] = data
+        manager_id = manager[len(self.prefix) :]
+        entries = {self.prefix + c.instance_id: c for c in old.children} if old else {}
+        new = {self.prefix + c.instance_id: c for c in data.children} if data else {}
+        entries.update(new)
+        changed = {}
+        for address, child in entries.items():
+            listing = self._of.setdefault(address, {})
+            if address in new:
+                listing[manager] = _MANAGED[manager_id, child.target_up, child.stability]
+            else:
+                listing.pop(manager, None)
+            if not listing:
+                del self._of[address]
+            changed[address] = (tuple(sorted(listing.values())), child)
+        return changed

@@ -28,12 +28,20 @@ from exporter.heartbeat import (
 from exporter.history import (
     FEED_INFOS,
     OP_TYPES,
+    Listings,
     feed_slots,
+    hosted,
     of_ops,
     only_data_moved,
     op_history,
     with_feed,
     with_session,
+)
+from exporter.hostmanager import (
+    MANAGER_REASONS,
+    InvalidManagerData,
+    ManagerData,
+    parse_manager_data,
 )
 from exporter.sessions import (
     DATA_KEYS,
@@ -48,6 +56,7 @@ RUNNING_CODES = (3, 8)  # RUNNING and DEGRADED: their sessions are asked again p
 SESSION_RESULTS = ("ok", "invalid", "timeout", "error")
 IGNORED_FEEDS = ("unknown_agent", "too_many_feeds")  # why a valid feed message is ignored
 _NUMBERS = (int, float)
+HOST_MANAGER, MANAGER_OP = "HostManager", "manager"  # the class and process read for it
 
 
 class AgentRefused(Exception):
@@ -77,6 +86,15 @@ class Counters:
     feed_messages: int = 0  # feed messages received (heartbeats not), valid or not
     invalid_feeds: dict[str, int] = field(default_factory=dict)  # reason -> count
     ignored_feeds: dict[str, int] = field(default_factory=dict)  # IGNORED_FEEDS -> count
+    invalid_manager_data: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+
+class Conflict(NamedTuple):
+    """Two or more HostManagers list the agent at ``address`` (their instance_ids): none
+    decides whether it should run. Told once, when it starts."""
+
+    address: str
+    managers: tuple[str, ...]
 
 
 class Heard(NamedTuple):
@@ -218,6 +236,9 @@ class AgentState:
         self._feed_messages = 0
         self._invalid_feeds = dict.fromkeys(FEED_REASONS, 0)
         self._ignored_feeds = dict.fromkeys(IGNORED_FEEDS, 0)
+        self._invalid_manager_data = dict.fromkeys(MANAGER_REASONS, 0)
+        self._listings = Listings(self.prefix)  # what the HostManagers say
+        self._conflicts: set[str] = set()  # agents listed by two or more, told
         self._lost_at: float | None = None  # monotonic time the router connection was lost
         self._rejoined_at: float | None = None  # ... and came back after that
 
@@ -291,9 +312,13 @@ class AgentState:
                     durations=of_ops(record.durations, codes),
                     # As the sessions: a restarted agent's feeds are heard again, or gone.
                     feeds=NO_FEEDS if new_session else record.feeds,
+                    # A HostManager's data goes with its run (below).
+                    hosting=record.hosting,
                 )
             )
             agent.touch(now_mono, now_wall)
+            if new_session and address in self._listings.data:
+                self._manage(address, None)
             if new_session:
                 return Heard(True, tuple(codes))
             return Heard(False, tuple(moved)) if moved else None
@@ -377,7 +402,7 @@ class AgentState:
             listed = {self.prefix + e.instance_id: e for e in entries}
             for address, agent in list(self._agents.items()):
                 if address not in listed and agent.record.expected is not None:
-                    if agent.last_wall is None:
+                    if agent.last_wall is None and not self._wanted(agent.record.managers):
                         del self._agents[address]
                     else:
                         agent.update(host="", expected=None)
@@ -390,50 +415,116 @@ class AgentState:
                 named = {"agent_class": entry.agent_class} if unheard else {}
                 agent.update(host=entry.host, expected=entry.expected, **named)
 
-    def set_op_types(self, address: str, session_id: str | None, types: dict[str, str]) -> None:
-        """Operation types (task or process) as the agent's session ``session_id`` told."""
+    def set_op_types(
+        self, address: str, session_id: str | None, types: dict[str, str], hostname: str = ""
+    ) -> None:
+        """Operation types (task or process) and the host name (``instance_hostname``; ""
+        when it did not tell: the one known is kept) as the agent's session ``session_id``
+        told in its get_api answer."""
         with self._lock:
             self._op_type_queries["ok"] += 1
             agent = self._agents.get(address)
             if agent is not None and agent.record.session_id == session_id:
                 shared = {intern(op): intern(kind) for op, kind in types.items()}
                 types = OP_TYPES.share(tuple(sorted(types.items())), shared)
-                agent.update(op_types=types)
+                hosting = agent.record.hosting
+                if hostname and hostname != hosting.hostname:
+                    hosting = hosted(hosting, hostname=intern(hostname))
+                agent.update(op_types=types, hosting=hosting)
 
     def op_types_failed(self) -> None:
         with self._lock:
             self._op_type_queries["failed"] += 1
 
-    def set_session(self, address: str, agent_session_id: str | None, op: str, answer: Any) -> None:
+    def set_session(
+        self, address: str, agent_session_id: str | None, op: str, answer: Any
+    ) -> tuple[Conflict, ...]:
         """The answer of the agent's run ``agent_session_id`` to ``status`` for ``op``:
         kept as the operation's latest session while that run and the operation last, and a
-        finished session counted in its runs once. Bad answers are counted and dropped."""
+        finished session counted in its runs once. Bad answers are counted and dropped.
+        A HostManager's ``manager`` session's data (read at every answer, changed or not)
+        is kept as what it says until its session ends, it restarts or is forgotten; bad
+        data is counted and the previous kept. Returns the conflicts it starts."""
         try:
             session, trimmed = read_status(answer, self.data_keys)
         except InvalidSession as exc:
             with self._lock:
                 self._session_queries["invalid"] += 1
                 self._invalid_sessions[exc.reason] += 1
-            return
+            return ()
+        managed: ManagerData | str | None = None  # the data read, or why it is refused
+        if op == MANAGER_OP and session is not None and not session.done:
+            try:
+                managed = parse_manager_data(answer[2].get("data"))
+            except InvalidManagerData as exc:
+                managed = exc.reason
         with self._lock:
             self._session_queries["ok"] += 1
             self._invalid_sessions["trimmed"] += trimmed
             agent = self._agents.get(address)
             if session is None or agent is None:
-                return
+                return ()
             record = agent.record
             op = intern(op)
             if record.session_id != agent_session_id or op not in record.op_codes:
-                return  # restarted or changed since the question: the answer is stale
+                return ()  # restarted or changed since the question: the answer is stale
+            told: tuple[Conflict, ...] = ()
+            if op == MANAGER_OP and record.agent_class == HOST_MANAGER:
+                if isinstance(managed, str):
+                    self._invalid_manager_data[managed] += 1
+                elif managed is not None or address in self._listings.data:
+                    told = self._manage(address, managed)  # None: its session ended
+                record = agent.record
             latest = record.sessions.get(op)
             if latest is not None and only_data_moved(session, latest):
                 # A running process asked again: its record (and what the renderer made of
                 # it) stays.
                 agent.move_data_time(op, session.data_time)  # type: ignore[arg-type]
-                return
+                return told
             changes = with_session(record, op, session, self.durations)
             if changes:
                 agent.update(**changes)
+            return told
+
+    def _manage(self, address: str, data: ManagerData | None) -> tuple[Conflict, ...]:
+        """Makes ``data`` what the HostManager at ``address`` says (None: nothing any more):
+        its own record and those of the agents it lists, or listed, change where what they
+        hold does. An agent listed with a target, never heard and not configured, is
+        tracked (it should run, or not) while listed; the conflicts started are returned."""
+        hostmanager = self._agents.get(address)
+        if hostmanager is not None and hostmanager.record.hostmanager != data:
+            hostmanager.update(hosting=hosted(hostmanager.record.hosting, hostmanager=data))
+        told = []
+        for listed, (managers, child) in self._listings.replace(address, data).items():
+            agent = self._agents.get(listed)
+            if agent is None:
+                if not self._wanted(managers) or (
+                    self.max_agents and len(self._agents) >= self.max_agents
+                ):
+                    continue
+                record = AgentRecord.new(listed, child.instance_id, intern(child.agent_class))
+                agent = self._agents[listed] = _Agent(record)
+            record = agent.record
+            if record.managers != managers:
+                if (
+                    agent.last_wall is None
+                    and record.expected is None
+                    and not self._wanted(managers)
+                ):
+                    del self._agents[listed]  # only ever tracked for a HostManager
+                else:
+                    agent.update(hosting=hosted(record.hosting, managers=managers))
+            if len(managers) < 2:
+                self._conflicts.discard(listed)
+            elif listed not in self._conflicts:
+                self._conflicts.add(listed)
+                told.append(Conflict(listed, tuple(m.manager for m in managers)))
+        return tuple(told)
+
+    @staticmethod
+    def _wanted(managers: tuple[Any, ...]) -> bool:
+        """Whether a HostManager lists the agent with a target (up or down)."""
+        return any(m.target_up is not None for m in managers)
 
     def session_query_failed(self, result: str) -> None:
         """A ``status`` call that got no answer: ``result`` is "timeout" or "error"."""
@@ -499,7 +590,7 @@ class AgentState:
             counts = moments = ()
             if feeds is not None:
                 counts, moments = tuple(feeds.counts), tuple(feeds.times)
-            if now - last >= forget_after and record.expected is None:
+            if now - last >= forget_after and record.expected is None and not record.managers:
                 silent.append(address)
                 continue
             since = rejoined if grace_from < last < rejoined else last
@@ -535,6 +626,7 @@ class AgentState:
                 self._feed_messages,
                 dict(self._invalid_feeds),
                 dict(self._ignored_feeds),
+                dict(self._invalid_manager_data),
             )
 
     def _forget(self, now: float) -> None:
@@ -545,7 +637,9 @@ class AgentState:
                 [
                     agent.record.address
                     for agent in self._agents.values()
-                    if now - agent.last_mono >= self.forget_after and agent.record.expected is None
+                    if now - agent.last_mono >= self.forget_after
+                    and agent.record.expected is None
+                    and not agent.record.managers
                 ]
             )
 
@@ -553,3 +647,6 @@ class AgentState:
         for address in addresses:
             del self._agents[address]
         self._forgotten += len(addresses)
+        for address in addresses:
+            if address in self._listings.data:  # what a forgotten HostManager said goes
+                self._manage(address, None)

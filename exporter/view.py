@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from exporter.feeds import FeedInfo
 from exporter.heartbeat import EXPIRED, start_time
+from exporter.hostmanager import ManagerData
 from exporter.sessions import OpSession
 
 
@@ -26,6 +27,36 @@ NO_SESSIONS: dict[str, OpSession] = {}
 NO_RUNS: dict[str, tuple[int, ...]] = {}
 NO_DURATIONS: dict[str, Durations] = {}
 NO_FEEDS: dict[str, FeedInfo] = {}
+HOSTMANAGER, SITE_CONFIG = "hostmanager", "site config"  # who decides whether it should run
+
+
+class Managed(NamedTuple):
+    """What one HostManager listing an agent says of it."""
+
+    manager: str  # the HostManager's instance_id
+    target_up: bool | None  # its target up or down; None (passive): it does not decide
+    stability: float  # 0..1
+
+
+class Hosting(NamedTuple):
+    """Where an agent runs and who manages it (see AgentRecord.hosting)."""
+
+    hostname: str  # instance_hostname of its get_api answer; "" until known
+    managers: tuple[Managed, ...]  # every HostManager listing it, by instance_id
+    hostmanager: ManagerData | None  # a HostManager's: its manager session's data
+
+
+NO_HOSTING = Hosting("", (), None)
+
+
+def decided(record: AgentRecord) -> tuple[bool | None, str]:
+    """Whether the agent should run, and who says so: the one HostManager listing it, when
+    it lists it with target up or down; else the site config file (None: not in it), also
+    when two or more HostManagers list it (a conflict, not merged)."""
+    managers = record.managers
+    if len(managers) == 1 and managers[0].target_up is not None:
+        return managers[0].target_up, HOSTMANAGER
+    return record.expected, SITE_CONFIG
 
 
 def data_ops(sessions: dict[str, OpSession]) -> list[str]:
@@ -61,11 +92,18 @@ class AgentRecord(NamedTuple):
     # feed name -> what its messages declare, in first-heard order, in the agent's current
     # run (a restart drops them); their message counts and times move: see AgentView.
     feeds: dict[str, FeedInfo] = NO_FEEDS
+    # Its host name, the HostManagers listing it, a HostManager's own data: one field, most
+    # agents sharing NO_HOSTING (a field per agent, not three).
+    hosting: Hosting = NO_HOSTING
 
     @classmethod
     def new(cls, address: str, instance_id: str, agent_class: str) -> AgentRecord:
         """An agent known by its address, id and class only."""
         return cls(address, instance_id, agent_class, None, {}, "", None, 0, {}, {}, None)
+
+    hostname = property(attrgetter("hosting.hostname"))
+    managers = property(attrgetter("hosting.managers"))
+    hostmanager = property(attrgetter("hosting.hostmanager"))
 
     @property
     def start_time(self) -> float | None:
@@ -97,7 +135,10 @@ class AgentView(NamedTuple):
     agent_class = property(attrgetter("record.agent_class"))
     session_id = property(attrgetter("record.session_id"))
     host = property(attrgetter("record.host"))
-    expected = property(attrgetter("record.expected"))
+    configured = property(attrgetter("record.expected"))  # as the site config file says
+    hostname = property(attrgetter("record.hostname"))
+    managers = property(attrgetter("record.managers"))
+    hostmanager = property(attrgetter("record.hostmanager"))
     start_time = property(attrgetter("record.start_time"))
     restarts = property(attrgetter("record.restarts"))
     changed = property(attrgetter("record.changed"))
@@ -124,6 +165,16 @@ class AgentView(NamedTuple):
             if t != sessions[op].data_time
         }
         return {**sessions, **moved} if moved else sessions
+
+    @property
+    def expected(self) -> bool | None:
+        """Whether it should run, by the one rule (:func:`decided`)."""
+        return decided(self.record)[0]
+
+    @property
+    def expected_by(self) -> str:
+        """Who decided :attr:`expected`: HOSTMANAGER or SITE_CONFIG."""
+        return decided(self.record)[1]
 
     @property
     def heard(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from exporter.heartbeat import sane_text
 from exporter.state import AgentState
 from exporter.wamp.calls import Call, CallQueue
 from exporter.wamp.errors import describe
@@ -65,7 +66,8 @@ class OpTypeQueries:
         types = op_types_of(api)
         if types is None:
             raise ValueError("the get_api answer has no tasks and processes lists")
-        self.state.set_op_types(address, session_id, types)
+        hostname = api.get("instance_hostname")
+        self.state.set_op_types(address, session_id, types, hostname if sane_text(hostname) else "")
 
     def _failed(self, address: str, failure: Failure) -> None:
         self.state.op_types_failed()

@@ -129,7 +129,7 @@ class SessionQueries(service.Service):
     def _ask(self, address: str, agent_session: str | None, op: str) -> None:
         call = Call(
             partial(self._send, address, agent_session, op),
-            partial(self.state.set_session, address, agent_session, op),
+            partial(self._answered, address, agent_session, op),
             partial(self._failed, address, op),
         )
         self.calls.put(("status", address, agent_session, op), call)
@@ -140,6 +140,17 @@ class SessionQueries(service.Service):
         if self.state.session_of(address) != agent_session:
             return None  # restarted or forgotten meanwhile
         return status_call(session, address, op)
+
+    def _answered(self, address: str, agent_session: str | None, op: str, answer: Any) -> None:
+        for conflict in self.state.set_session(address, agent_session, op, answer):
+            # The state tells each once, when it starts.
+            log.warning(
+                "%s is listed by %d HostManagers (%s): none decides whether it should run; "
+                "the site config file does (ocs_agent_managers > 1)",
+                conflict.address,
+                len(conflict.managers),
+                ", ".join(conflict.managers),
+            )
 
     def _failed(self, address: str, op: str, failure: Failure) -> None:
         timeout = failure.check(defer.TimeoutError) is not None

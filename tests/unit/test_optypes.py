@@ -132,3 +132,15 @@ def test_the_latest_session_of_an_agent_wins_and_stale_ones_are_skipped():
     session.calls[1][1].callback(API)
     assert session.addresses() == ["observatory.busy", "observatory.a"]  # b skipped
     assert op_types(state)["a"] == {"delay_task": "task", "acq": "process"}
+
+
+def test_the_host_name_of_the_get_api_answer_is_kept_a_bad_one_not():
+    state, queries, _ = make()
+    session = Session()
+    queries.calls.joined(session)
+    queries.ask(*heard(state, "a"))
+    queries.ask(*heard(state, "b"))
+    session.calls[0][1].callback({**API, "instance_hostname": "daq-1"})
+    session.calls[1][1].callback({**API, "instance_hostname": "bad\nname"})
+    hostnames = {agent.instance_id: agent.hostname for agent in state.snapshot().agents}
+    assert hostnames == {"a": "daq-1", "b": ""}
