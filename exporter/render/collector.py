@@ -77,6 +77,12 @@ class ExporterCollector(Collector):
             "reason",
             snap.ignored_feeds,
         )
+        yield _by_label(
+            "ocs_exporter_manager_data_invalid",
+            "HostManager manager session data refused (the previous kept), by reason.",
+            "reason",
+            snap.invalid_manager_data,
+        )
         yield CounterMetricFamily(
             "ocs_exporter_heartbeats_refused",
             "Valid heartbeats from new agents not tracked because --max-agents agents are.",

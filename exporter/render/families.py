@@ -14,7 +14,7 @@ from operator import attrgetter
 
 from exporter.heartbeat import OPCODES
 from exporter.sessions import OUTCOMES
-from exporter.view import AgentView, Durations, data_ops
+from exporter.view import AgentView, Durations, data_ops, decided
 
 AGENT_LABELS = ("agent_address", "instance_id", "agent_class")
 
@@ -73,7 +73,7 @@ def expected_label(expected: bool | None) -> str:
 
 def _info(agent: AgentView) -> Collection[Sample]:
     record = agent.record
-    return (((record.host, expected_label(record.expected)), 1.0),)
+    return (((record.host, expected_label(decided(record)[0]), record.hostname), 1.0),)
 
 
 def _up(agent: AgentView) -> float:
@@ -162,15 +162,53 @@ def _of_feeds(field: str) -> Callable[[AgentView], Collection[Sample]]:
     return samples
 
 
+def _target_up(agent: AgentView) -> Collection[Sample]:
+    managers = agent.record.managers
+    if not managers:
+        return ()
+    return [(m.manager, 1.0 if m.target_up else 0.0) for m in managers if m.target_up is not None]
+
+
+def _stability(agent: AgentView) -> Collection[Sample]:
+    managers = agent.record.managers
+    return [(m.manager, m.stability) for m in managers] if managers else ()
+
+
+def _managers(agent: AgentView) -> float | None:
+    managers = agent.record.managers
+    return float(len(managers)) if managers else None
+
+
+def _parse_status(success: bool) -> Callable[[AgentView], Collection[Sample]]:
+    """A HostManager's files' parse success (``success``) or time."""
+
+    def samples(agent: AgentView) -> Collection[Sample]:
+        data = agent.record.hostmanager
+        if data is None:
+            return ()
+        if success:
+            return [(name, 1.0 if ok else 0.0) for name, ok, _ in data.parse_status]
+        return [(name, when) for name, _, when in data.parse_status]
+
+    return samples
+
+
+def _orphans(agent: AgentView) -> float | None:
+    data = agent.record.hostmanager
+    return None if data is None else data.orphans
+
+
 # In exposition order.
 AGENT_FAMILIES = (
     Family(
         "ocs_agent_info",
         "gauge",
-        ("host", "expected"),
-        "Always 1 for every known agent, configured or heard; host from the site config, "
-        "expected true (listed, should run), false (listed with manage ignore or .../down) "
-        "or unknown (heard, not listed).",
+        ("host", "expected", "hostname"),
+        "Always 1 for every known agent, configured, heard or listed by a HostManager; host "
+        "from the site config; expected as the one HostManager listing it with target up "
+        "(true) or down (false) says, else as the site config: true (listed, should run), "
+        "false (manage ignore or .../down) or unknown (not listed); hostname as its get_api "
+        "tells, empty until known.",
         samples=_info,
     ),
     Family(
@@ -320,6 +358,51 @@ AGENT_FAMILIES = (
         moving=True,
         values=attrgetter("feed_times"),
         reads=FEED_FIELDS,
+    ),
+    Family(
+        "ocs_agent_target_up",
+        "gauge",
+        ("manager",),
+        "1 if the HostManager (manager: its instance_id) listing the agent has target up, "
+        "0 if down; absent for other targets (passive).",
+        samples=_target_up,
+    ),
+    Family(
+        "ocs_agent_stability",
+        "gauge",
+        ("manager",),
+        "The agent's stability as the HostManager listing it says: 1 stable, towards 0 while "
+        "it keeps restarting.",
+        samples=_stability,
+    ),
+    Family(
+        "ocs_agent_managers",
+        "gauge",
+        (),
+        "HostManagers listing the agent (more than 1: a conflict, the site config decides).",
+        value=_managers,
+    ),
+    Family(
+        "ocs_hostmanager_config_parse_success",
+        "gauge",
+        ("file",),
+        "1 if the HostManager last parsed the file ([SCF]: the site config file, else a "
+        "docker compose file) successfully, else 0.",
+        samples=_parse_status(True),
+    ),
+    Family(
+        "ocs_hostmanager_config_parse_timestamp_seconds",
+        "gauge",
+        ("file",),
+        "Unix time the HostManager last parsed the file (or last reported failing to).",
+        samples=_parse_status(False),
+    ),
+    Family(
+        "ocs_hostmanager_orphans",
+        "gauge",
+        (),
+        "Docker containers of the HostManager's compose files that no one manages.",
+        value=_orphans,
     ),
 )
 # Only with --collector.sessions.durations.

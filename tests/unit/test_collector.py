@@ -175,3 +175,42 @@ def test_feed_series_and_counters():
         assert count == {"malformed": 1, "bad_feed_name": 1, "bad_field": 1}.get(reason, 0)
     for reason, count in {"unknown_agent": 1, "too_many_feeds": 0}.items():
         assert get("ocs_exporter_feed_messages_ignored_total", {"reason": reason}) == count
+
+
+def test_hostmanager_series_and_invalid_data_counter():
+    _, state, registry = make()
+    state.ingest(heartbeat("fake1", {"acq": 3}))
+    hm = {"agent_address": "observatory.hm1", "instance_id": "hm1", "agent_class": "HostManager"}
+    state.ingest(heartbeat("hm1", {"manager": 3}, "1795518400.5", agent_class="HostManager"))
+    answer = session_answer("manager", 1, data={})
+    answer[2]["data"] = {
+        "child_states": [
+            {
+                "instance_id": "fake1",
+                "agent_class": "FakeDataAgent",
+                "target_state": "down",
+                "next_action": "up",
+                "stability": 0.4,
+            }
+        ],
+        "config_parse_status": {"[SCF]": [False, 1_800_000_001.5, "syntax error"]},
+        "orphans": {"30027f37e0ef4b": {}},
+    }
+    state.set_session("observatory.hm1", "1795518400.5", "manager", answer)
+    bad = session_answer("manager", 1, data={"orphans": []})
+    state.set_session("observatory.hm1", "1795518400.5", "manager", bad)
+    get = registry.get_sample_value
+    managed = {**LABELS, "manager": "hm1"}
+    assert get("ocs_agent_target_up", managed) == 0.0
+    assert get("ocs_agent_stability", managed) == 0.4
+    assert get("ocs_agent_managers", LABELS) == 1.0
+    assert get("ocs_agent_managers", hm) is None
+    info = {**LABELS, "host": "", "expected": "false", "hostname": ""}
+    assert get("ocs_agent_info", info) == 1.0
+    assert get("ocs_hostmanager_config_parse_success", {**hm, "file": "[SCF]"}) == 0.0
+    assert get("ocs_hostmanager_config_parse_timestamp_seconds", {**hm, "file": "[SCF]"}) == (
+        1_800_000_001.5
+    )
+    assert get("ocs_hostmanager_orphans", hm) == 1.0
+    assert get("ocs_exporter_manager_data_invalid_total", {"reason": "bad_orphans"}) == 1.0
+    assert get("ocs_exporter_manager_data_invalid_total", {"reason": "bad_child"}) == 0.0

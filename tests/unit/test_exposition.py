@@ -658,3 +658,106 @@ def test_feeds_coming_changing_moving_and_going_remake_only_the_feed_families():
     lines = feed_lines(render())
     assert {key[1] for key in lines} == {"agent-1"}
     assert lines["ocs_feed_messages_total", "agent-1", "chatter"] == 2.0
+
+
+def hm_answer(children: list, files: dict | None = None, orphans: int = 0) -> list:
+    """A HostManager's manager process's status answer listing ``children``."""
+    answer = session_answer("manager", 1, data={})
+    answer[2]["data"] = {
+        "child_states": children,
+        "config_parse_status": files or {"[SCF]": [True, 1_800_000_000.5, ""]},
+        "orphans": {f"c{i}": {} for i in range(orphans)},
+    }
+    return answer
+
+
+def hm_child(instance_id: str, target: str, stability: float = 1.0) -> dict:
+    return {
+        "instance_id": instance_id,
+        "agent_class": "FakeDataAgent[d]",
+        "target_state": target,
+        "next_action": "up",
+        "stability": stability,
+    }
+
+
+def test_managed_agents_and_hostmanagers_spliced_match_fresh_and_the_reference():
+    """HostManagers list agents (heard, configured, never heard), flip targets, move
+    stabilities, claim the same agent, restart and end their sessions; the hostname comes
+    from get_api. Spliced output equals a fresh renderer's byte for byte after each step,
+    and the reference's samples."""
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time, forget_after=60)
+    state.set_expected([ExpectedAgent("agent-1", "Listed", "host-a", True)])
+    n = BLOCK_SIZE + 3
+    for i in range(n):
+        state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+    hms = {"hm-a": "1795518400.5", "hm-b": "1795518401.5"}
+
+    def hm_heard(name: str) -> None:
+        state.ingest(heartbeat(name, {"manager": 3}, hms[name], agent_class="HostManager"))
+
+    for name in hms:
+        hm_heard(name)
+    state.set_op_types("observatory.agent-2", "1795518440.6412797", {"acq": "process"}, 'h"1')
+    exposition = AgentExposition(state)
+    rng = random.Random(5)
+    targets = ["up", "down", "passive"]
+    for step in range(30):
+        for name, sid in hms.items():
+            children = [
+                hm_child(f"agent-{i}", rng.choice(targets), rng.choice([1.0, 1.0, 0.5]))
+                for i in rng.sample(range(n), 4)
+            ]
+            children.append(hm_child(f"ghost-{name}", rng.choice(targets)))
+            files = {"[SCF]": [rng.random() < 0.8, 1_800_000_000.0 + step, ""]}
+            address = f"observatory.{name}"
+            if step % 11 == 10:  # its session ends
+                state.set_session(address, sid, "manager", hm_answer([]))
+                ended = session_answer("manager", 1, "done", True)
+                state.set_session(address, sid, "manager", ended)
+            else:
+                answer = hm_answer(children, files, rng.randint(0, 2))
+                state.set_session(address, sid, "manager", answer)
+        if step % 7 == 3:  # hm-b restarts
+            hms["hm-b"] = f"17955185{step:02d}.5"
+            hm_heard("hm-b")
+        clock.advance(1.0)
+        for i in range(n):
+            state.ingest(heartbeat(f"agent-{i}", {"acq": 3}))
+        for name in hms:
+            hm_heard(name)
+        assert exposition.render() == AgentExposition(state).render(), step
+        assert samples(exposition.render().decode()) == samples(reference(state)), step
+    names = {name for name, _, _ in samples(reference(state))}
+    assert {"ocs_agent_target_up", "ocs_agent_stability", "ocs_agent_managers"} <= names
+    assert {
+        "ocs_hostmanager_config_parse_success",
+        "ocs_hostmanager_config_parse_timestamp_seconds",
+        "ocs_hostmanager_orphans",
+    } <= names
+    info = [s for s in samples(reference(state)) if s[0] == "ocs_agent_info"]
+    assert any(("hostname", 'h"1') in labels for _, labels, _ in info)
+
+
+def test_a_body_with_hostmanager_series_passes_promtool():
+    metrics = page(FakeClock())
+    state = metrics.agents.state
+    agent = state.snapshot().agents[0]
+    state.ingest(heartbeat("hm1", {"manager": 3}, "1795518400.5", agent_class="HostManager"))
+    files = {"[SCF]": [True, 1.0, ""], "/srv/docker-compose.yml": [False, 2.0, "bad"]}
+    children = [hm_child(agent.instance_id, "down", 0.25), hm_child("ghost", "up")]
+    state.set_session("observatory.hm1", "1795518400.5", "manager", hm_answer(children, files, 1))
+    state.set_session("observatory.hm1", "1795518400.5", "manager", hm_answer([{}]))  # invalid
+    body = metrics.body(openmetrics=False, compress=False)
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    text = body.decode()
+    assert (
+        'ocs_agent_target_up{agent_address="observatory.ghost",instance_id="ghost",'
+        'agent_class="FakeDataAgent",manager="hm1"} 1.0'
+    ) in text
+    assert 'ocs_hostmanager_config_parse_success{agent_address="observatory.hm1"' in text
+    assert 'ocs_exporter_manager_data_invalid_total{reason="bad_child"} 1.0' in text
