@@ -1,7 +1,7 @@
 """``/``: the status page. Every agent, down ones first, a page of them at a time; each
 operation's state, and its latest session (status, outcome, times, last messages); each
-feed's messages. Plain HTML and CSS, no script; every string that comes from an agent is
-escaped."""
+feed's messages; whether it should run and who decided; a HostManager's files and orphans.
+Plain HTML and CSS, no script; every string that comes from an agent is escaped."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from exporter import __version__
 from exporter.heartbeat import OPCODES
 from exporter.sessions import OpSession
 from exporter.state import AgentState
-from exporter.view import AgentView
+from exporter.view import HOSTMANAGER, AgentView
 
 PAGE_SIZE = 100  # agents per page: the page's cost stays bounded however many there are
 
@@ -58,6 +58,7 @@ a{color:#2f6fd0}
 """
 
 MUTED_NONE = '<span class="muted">none</span>'
+FAILED_NO = '<span class="failed">no</span>'
 DASH = '<span class="muted">&mdash;</span>'
 UP = '<span class="badge up">UP</span>'
 DOWN = '<span class="badge down">DOWN</span>'
@@ -140,7 +141,7 @@ def sessions_row(agent: AgentView, now: float) -> str:
     if not rows:
         return ""
     return (
-        f'<tr class="sessions" data-sessions-of="{esc(agent.instance_id)}"><td colspan="5">'
+        f'<tr class="sessions" data-sessions-of="{esc(agent.instance_id)}"><td colspan="6">'
         '<table class="sessions"><thead><tr><th>Operation</th><th>Session</th>'
         "<th>Success</th><th>Outcome</th><th>Started</th><th>Ended</th>"
         "<th>Last messages (UTC)</th></tr></thead>"
@@ -163,10 +164,53 @@ def feeds_row(agent: AgentView, now: float) -> str:
         )
     ]
     return (
-        f'<tr class="sessions" data-feeds-of="{esc(agent.instance_id)}"><td colspan="5">'
+        f'<tr class="sessions" data-feeds-of="{esc(agent.instance_id)}"><td colspan="6">'
         '<table class="sessions"><thead><tr><th>Feed</th><th>Recorded</th>'
         "<th>Fresh time</th><th>Messages</th><th>Last message</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></td></tr>"
+    )
+
+
+def expected_cell(agent: AgentView) -> str:
+    """Whether the agent should run, who decided (the rule of docs/configuration.md), its
+    HostManagers' targets and stabilities, and its host name."""
+    expected, by = agent.expected, agent.expected_by
+    shown = {True: "yes", False: "no", None: "unknown"}[expected]
+    if by == HOSTMANAGER:
+        by = f"hostmanager {agent.managers[0].manager}"
+    elif len(agent.managers) > 1:  # a conflict: none of them decides
+        by = f"site config ({len(agent.managers)} HostManagers list it)"
+    else:
+        by = "site config" if agent.configured is not None else "not listed"
+    targets = {True: "up", False: "down", None: "passive"}
+    listed = "".join(
+        f'<br><span class="muted" data-manager="{esc(m.manager)}">{esc(m.manager)}: target '
+        f"{targets[m.target_up]}, stability {m.stability:.2f}</span>"
+        for m in agent.managers
+    )
+    host = f'<br><span class="muted">on {esc(agent.hostname)}</span>' if agent.hostname else ""
+    return (
+        f'<td class="expected"><b>{shown}</b> <span class="muted">by {esc(by)}</span>'
+        f"{listed}{host}</td>"
+    )
+
+
+def hostmanager_row(agent: AgentView, now: float) -> str:
+    """A row under a HostManager's: the files it parsed and its orphan containers."""
+    data = agent.record.hostmanager
+    if data is None:
+        return ""
+    rows = [
+        f'<tr data-file="{esc(name)}"><td>{esc(name)}</td>'
+        f"<td>{'yes' if ok else FAILED_NO}</td>"
+        f"<td>{when(at, now)}</td></tr>"
+        for name, ok, at in data.parse_status
+    ]
+    return (
+        f'<tr class="sessions" data-hostmanager="{esc(agent.instance_id)}"><td colspan="6">'
+        f"Manages {len(data.children)} agents; {data.orphans} orphan containers."
+        '<table class="sessions"><thead><tr><th>File</th><th>Parsed</th><th>When</th></tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></td></tr>"
     )
 
 
@@ -186,10 +230,11 @@ def agent_row(agent: AgentView, now: float) -> str:
             f'<span class="muted">{esc(agent.address)}</span></td>'
             f"<td>{esc(agent.agent_class) or '<span class=muted>unknown</span>'}</td>"
             f'<td class="ago">{heard_ago(agent.last_heartbeat, now)}</td>'
-            f"<td>{ops or MUTED_NONE}</td></tr>"
+            f"<td>{ops or MUTED_NONE}</td>{expected_cell(agent)}</tr>"
         )
         + sessions_row(agent, now)
         + feeds_row(agent, now)
+        + hostmanager_row(agent, now)
     )
 
 
@@ -252,7 +297,7 @@ class StatusPage(resource.Resource):
         shown = agents[start : start + PAGE_SIZE]
         rows = [agent_row(agent, now) for agent in shown]
         if not rows:
-            rows.append('<tr><td colspan="5" class="muted">No agent heard yet.</td></tr>')
+            rows.append('<tr><td colspan="6" class="muted">No agent heard yet.</td></tr>')
         nav = pages_nav(page, pages, start + 1, start + len(shown), total)
         router = (
             '<span class="badge up">connected</span>'
@@ -269,7 +314,7 @@ class StatusPage(resource.Resource):
 <div class="summary">Router {router} &nbsp; <b id="agents-up">{up}</b> up,
 <b id="agents-down">{total - up}</b> down, of {total} agents.</div>
 {nav}<table><thead><tr><th>State</th><th>Agent</th><th>Class</th>
-<th>Last heartbeat</th><th>Operations</th></tr></thead>
+<th>Last heartbeat</th><th>Operations</th><th>Should run</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>{nav}
 <footer><a href="{path}">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot;
 <a href="/-/ready">Readiness</a> &middot; <a href="/api/agents">Agents (JSON)</a> &middot;

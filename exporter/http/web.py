@@ -207,11 +207,36 @@ def feeds_json(agent: AgentView) -> dict[str, dict[str, Any]]:
     }
 
 
+def managed_json(agent: AgentView) -> dict[str, Any]:
+    """Whether the agent should run and who says so, its host name, the HostManagers
+    listing it, and a HostManager's own data (None for other agents)."""
+    targets = {True: "up", False: "down", None: None}
+    data = agent.record.hostmanager
+    return {
+        "expected": agent.expected,
+        "expected_by": agent.expected_by,
+        "hostname": agent.hostname,
+        "managers": [
+            {"manager": m.manager, "target": targets[m.target_up], "stability": m.stability}
+            for m in agent.managers
+        ],
+        "hostmanager": None
+        if data is None
+        else {
+            "files": {
+                name: {"success": ok, "timestamp": when} for name, ok, when in data.parse_status
+            },
+            "orphans": data.orphans,
+            "children": len(data.children),
+        },
+    }
+
+
 def agents_json(agents: Iterable[AgentView]) -> dict[str, dict[str, Any]]:
     """``/api/agents``: the RegistryAgent's ``main`` session data (:func:`registry_data`),
-    each agent's entry with two more keys, ``operations``: operation -> ``{"session": ...}``,
-    and ``feeds`` (:func:`feeds_json`). The registry drop-in serves :func:`registry_data`
-    alone, unchanged."""
+    each agent's entry with more keys: ``operations``: operation -> ``{"session": ...}``,
+    ``feeds`` (:func:`feeds_json`) and those of :func:`managed_json`. The registry drop-in
+    serves :func:`registry_data` alone, unchanged."""
     agents = tuple(agents)
     data = registry_data(agents)
     for agent in agents:
@@ -222,6 +247,7 @@ def agents_json(agents: Iterable[AgentView]) -> dict[str, dict[str, Any]]:
                 op: {"session": session_json(sessions.get(op))} for op in agent.op_codes
             }
             entry["feeds"] = feeds_json(agent)
+            entry.update(managed_json(agent))
     return data
 
 

@@ -118,6 +118,10 @@ def test_api_agents_resource_is_the_same_data_in_json():
     served = json.loads(body)
     operations = {key: entry.pop("operations") for key, entry in served.items()}
     feeds = {key: entry.pop("feeds") for key, entry in served.items()}
+    for key in ("expected", "expected_by", "hostname", "managers", "hostmanager"):
+        assert all(key in entry for entry in served.values())
+        for entry in served.values():
+            entry.pop(key)
     assert served == registry_data(state.snapshot().agents)
     # ... and each operation's session and the feeds (none here; see tests/unit/test_web.py)
     assert operations == {"observatory.fake1": {op: {"session": None} for op in CODES}}

@@ -252,3 +252,57 @@ def test_each_feed_shows_what_it_declares_its_messages_and_the_last_one_escaped(
     assert "2027-01-15 08:00:30 UTC" in cells["readings"][4]
     assert cells["&lt;img/src=&quot;x&quot;&gt;&amp;"][1:4] == ["no", DASH, "1"]
     assert "30.0 s ago" in cells["&lt;img/src=&quot;x&quot;&gt;&amp;"][4]
+
+
+def test_who_decides_whether_an_agent_should_run_and_a_hostmanagers_files_escaped():
+    clock = FakeClock()
+    state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
+    state.set_expected(
+        [
+            ExpectedAgent("fake1", "FakeDataAgent", "host1", True),
+            ExpectedAgent("fake2", "FakeDataAgent", "host1", True),
+        ]
+    )
+    for name in ("fake1", "fake2", "fake3"):
+        state.ingest(heartbeat(name))
+    sid = "1795518440.6412797"
+    state.set_op_types("observatory.fake1", sid, {"acq": "process"}, HOSTILE)
+    state.ingest(heartbeat("hm1", {"manager": 3}, "1795518400.5", agent_class="HostManager"))
+    answer = session_answer("manager", 1, data={})
+    answer[2]["data"] = {
+        "child_states": [
+            {
+                "instance_id": "fake1",
+                "agent_class": "FakeDataAgent",
+                "target_state": "down",
+                "next_action": "down",
+                "stability": 0.25,
+            },
+            {
+                "instance_id": "fake2",
+                "agent_class": "FakeDataAgent",
+                "target_state": "passive",
+                "next_action": "up",
+                "stability": 1.0,
+            },
+        ],
+        "config_parse_status": {HOSTILE: [False, clock.wall - 30, "bad"], "[SCF]": [True, 1, ""]},
+        "orphans": {"30027f37e0ef4b": {}},
+    }
+    state.set_session("observatory.hm1", "1795518400.5", "manager", answer)
+    html = StatusPage(state, lambda: True, "/metrics", clock=clock.time).render_page()
+    rows = {
+        name: html.split(f'data-instance-id="{name}"', 1)[1].split("</tr>", 1)[0]
+        for name in ("fake1", "fake2", "fake3", "hm1")
+    }
+    assert '<b>no</b> <span class="muted">by hostmanager hm1</span>' in rows["fake1"]
+    assert "hm1: target down, stability 0.25" in rows["fake1"]
+    assert '<b>yes</b> <span class="muted">by site config</span>' in rows["fake2"]
+    assert "hm1: target passive" in rows["fake2"]
+    assert '<b>unknown</b> <span class="muted">by not listed</span>' in rows["fake3"]
+    assert HOSTILE not in html  # the host name and the file name, escaped
+    assert "on &lt;" in rows["fake1"]
+    files = html.split('data-hostmanager="hm1"', 1)[1].split("</table>", 1)[0]
+    assert "Manages 2 agents; 1 orphan containers." in files
+    assert "<td>[SCF]</td><td>yes</td>" in files
+    assert '<span class="failed">no</span>' in files and "30.0 s ago" in files

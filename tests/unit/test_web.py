@@ -361,9 +361,18 @@ def test_api_agents_adds_each_operations_latest_session_to_the_registry_data():
     registry = registry_data(state.snapshot().agents)
     assert list(data) == list(registry)
     for key, entry in data.items():
-        assert {k: v for k, v in entry.items() if k not in ("operations", "feeds")} == registry[key]
+        added = ("operations", "feeds", "expected", "expected_by", "hostname", "managers")
+        added += ("hostmanager",)
+        assert {k: v for k, v in entry.items() if k not in added} == registry[key]
     assert data["observatory.quiet"]["operations"] == {"acq": {"session": None}}
     assert data["observatory.quiet"]["feeds"] == {}
+    assert {k: data[address][k] for k in added[2:]} == {
+        "expected": None,
+        "expected_by": "site config",
+        "hostname": "",
+        "managers": [],
+        "hostmanager": None,
+    }
     assert data[address]["feeds"] == {
         "readings": {
             "record": True,
