@@ -40,6 +40,8 @@ AGENT_ALERTS = {
     "OcsTaskCrashed",
     "OcsProcessStale",
     "OcsFeedStale",
+    "OcsAgentUnstable",
+    "OcsHostManagerConfigError",
 }
 # Alerts about whether an agent runs: agents the site config says are not expected to run
 # (ocs_agent_info{expected="false"}) never raise them. OcsAgentMissing only looks at
@@ -264,6 +266,21 @@ MUTANTS = {
     "a feed stopping a minute after a process stopped taken for stopped with it": (
         "              + 30\n",
         "              + 90\n",
+    ),
+    "agents whose HostManager target is down reported missing": (
+        'ocs:agent_info:max{expected="true"}',
+        'ocs:agent_info:max{expected=~"true|false"}',
+    ),
+    "agents exiting once a minute taken for unstable": (") < 0.5", ") < 0.9"),
+    "stability of a replica cut off from the router": (
+        "ocs_agent_stability\n            unless on (job, instance) "
+        "(ocs_exporter_crossbar_connected == 0)",
+        "ocs_agent_stability",
+    ),
+    "parse status of a replica cut off from the router": (
+        "ocs_hostmanager_config_parse_success\n            unless on (job, instance) "
+        "(ocs_exporter_crossbar_connected == 0)",
+        "ocs_hostmanager_config_parse_success",
     ),
 }
 

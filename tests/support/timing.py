@@ -51,11 +51,14 @@ GROUP_WAIT = "30s"  # Alertmanager's group_wait default
 #             ocs:feed_fresh_time_seconds (a feed may declare its own). As for `stale`, the
 #             scrape carrying the last message time comes within that time and adds nothing,
 #             and the default must be above the scrape interval.
+#   sessions: HostManager data (targets, stability, parse status) reaches the exporter when
+#             it next reads the HostManager's `manager` session, up to a
+#             --collector.sessions.interval after the HostManager changed it.
 #   lookback: a target dropped without a staleness marker (a removed job, a Prometheus
 #             restart) keeps its last `up` sample for the lookback delta; no scrape follows.
 DELAYS: dict[str, tuple[str, ...]] = {
     "OcsAgentDown": ("timeout",),
-    "OcsAgentMissing": (),
+    "OcsAgentMissing": ("sessions",),
     "OcsOperationFailed": ("heartbeat",),
     "OcsOperationDegraded": ("heartbeat",),
     "OcsAgentFlapping": ("timeout",),
@@ -66,6 +69,8 @@ DELAYS: dict[str, tuple[str, ...]] = {
     "OcsTaskCrashed": ("heartbeat",),
     "OcsProcessStale": ("stale",),
     "OcsFeedStale": ("fresh",),
+    "OcsAgentUnstable": ("sessions",),
+    "OcsHostManagerConfigError": ("sessions",),
     "OcsExporterRouterDisconnected": (),
     "OcsExporterReplicaDisconnected": (),
     "OcsExporterDown": ("hung",),
@@ -180,6 +185,8 @@ def timing(alert: str, settings: Settings) -> Timing:
         other.append(("heartbeat", HEARTBEAT_PERIOD))
     if "gap" in delays:
         other.append(("gap", _threshold(rule["expr"])))
+    if "sessions" in delays:
+        other.append(("sessions interval", settings.sessions_interval))
     if "hung" in delays:
         other.append(("scrape timeout", scrape_timeout))
     if "lookback" in delays:

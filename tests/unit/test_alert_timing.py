@@ -200,6 +200,14 @@ def test_a_default_fresh_time_within_a_scrape_interval_is_refused():
         timing("OcsFeedStale", settings([short, FEED_STALE]))
 
 
+def test_hostmanager_data_waits_for_the_next_read_of_its_session():
+    unstable = alert("OcsAgentUnstable", "ocs_agent_stability < 0.5", **{"for": "10m"})
+    config = dataclasses.replace(settings([unstable]), sessions_interval=20)
+    t = timing("OcsAgentUnstable", config)
+    assert (t.scrape, t.other) == (15, (("sessions interval", 20),))
+    assert t.bound == 20 + 15 + 15 + 600 + 30
+
+
 def test_the_first_matching_route_gives_the_group_wait_and_children_inherit():
     info = {"receiver": "info", "matchers": ['severity="info"'], "group_wait": "10s"}
     paging = {"receiver": "pager", "matchers": ["severity=~crit.*"]}
