@@ -6,9 +6,9 @@ start up and which down). It launches each child as ``python -m ocs.agent_cli
 --site-file F --site-host H --working-dir D``, so the children find the same file, host
 and router with nothing passed through the environment. The HostManager's
 ``reactor.spawnProcess`` keeps them in its process group, which :meth:`stop` signals as a
-whole; any child that left the group is found by the site file on its command line and
-killed too. Each child logs to ``<workdir>/logs/<agent address>.log`` (the host's
-``log-dir``).
+whole; any child still alive after that (one that left the group) is killed by its pid,
+taken before: the HostManager's children, and whatever was started with its site file.
+Each child logs to ``<workdir>/logs/<agent address>.log`` (the host's ``log-dir``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import signal
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -95,29 +96,70 @@ class HostManager(Agent):
         return path.read_text(errors="replace") if path.exists() else ""
 
     def child_pids(self) -> dict[int, str]:
-        """{pid: cmdline} of every live process started with this HostManager's site file
-        other than the HostManager itself: its children, in its group or not."""
-        found = {}
-        needle = str(self.site_file).encode()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or (self.proc and int(entry.name) == self.proc.pid):
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if needle in cmdline and state != "Z":  # a zombie is dead, only unreaped
-                found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
-        return found
+        """{pid: command line} of the live children: the processes the HostManager started
+        (while it runs), and any process started with its site file, in its group or not.
+        A child's command line becomes ``ocs-agent:<instance_id>`` once ocs-agent-cli
+        renames it."""
+        manager = self.proc.pid if self.alive() else None
+        needle = str(self.site_file)
+        return {
+            pid: info.cmdline
+            for pid, info in _processes().items()
+            if info.state != "Z"  # a zombie is dead, only unreaped
+            and pid != manager
+            and (info.ppid == manager or needle in info.cmdline)
+        }
+
+    def running(self, instance_id: str) -> list[int]:
+        """The pids of child ``instance_id``'s processes."""
+        return [
+            pid
+            for pid, cmdline in self.child_pids().items()
+            if cmdline.strip() == f"ocs-agent:{instance_id}"
+            or f"--instance-id {instance_id} " in cmdline + " "
+        ]
 
     def stop(self, timeout: float = 3.0) -> None:
         """Stop the HostManager's process group (itself and its children), then kill any
         child still alive outside it. The timeout is short: on SIGTERM the HostManager
         takes about 6 s to stop its manager session and reactor, and its children have
         been signalled with it."""
+        children = {pid: _processes().get(pid) for pid in self.child_pids()}
         stop_processes([self], timeout)
-        for pid in self.child_pids():
+
+        def left() -> list[int]:
+            now = _processes()
+            found = [
+                pid
+                for pid, info in children.items()
+                if info and pid in now and now[pid].started == info.started
+            ]
+            return [pid for pid in {*found, *self.child_pids()} if now[pid].state != "Z"]
+
+        for pid in left():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not self.child_pids(), 10, f"{self.name}'s children to exit")
+        wait_for(lambda: not left(), 10, f"{self.name}'s children to exit")
+
+
+class _Info(NamedTuple):
+    ppid: int
+    state: str
+    started: int  # clock ticks after boot: tells a reused pid from the one seen before
+    cmdline: str
+
+
+def _processes() -> dict[int, _Info]:
+    """Every process of the machine this user may read, from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        text = cmdline.replace(b"\0", b" ").decode(errors="replace")
+        found[int(entry.name)] = _Info(int(fields[1]), fields[0], int(fields[19]), text)
+    return found
