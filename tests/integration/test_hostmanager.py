@@ -29,10 +29,13 @@ MANAGER = "hm16"
 UP, DOWN, FLIP, GHOST = "hm16-up", "hm16-down", "hm16-flip", "hm16-ghost"
 CHILDREN = {UP: "up", DOWN: "down", FLIP: "up", GHOST: "up"}
 CLASSES = {GHOST: "NoSuchAgent"}  # no OCS plugin: the HostManager lists it, cannot run it
-INTERVAL = 2  # s: --collector.sessions.interval, the exporter asks `manager` this often
-HOLD = 2  # s: the `for:` of OcsAgentMissing and OcsAgentDown, 5m and 1m in the rules
-# What "within one sessions interval" allows on top of it: the status call and a scrape.
-MARGIN = 1.5
+INTERVAL = 3  # s: --collector.sessions.interval, the exporter asks `manager` this often
+HOLD = 2  # s: the `for:` of OcsAgentMissing, OcsAgentDown (5m, 1m in the rules) and
+# OcsHostManagerConfigError (5m)
+# What "within one sessions interval" allows on top of it: the HostManager's loop, which
+# puts a new target in its session data up to 1 s after `update`, the call and a scrape;
+# less than another interval.
+MARGIN = 2
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,8 @@ def live(bed, tmp_path_factory):
         started.append(manager)
         exporter = bed.start_exporter("--collector.sessions.interval", f"{INTERVAL}s")
         started.append(exporter)
-        holds = {"OcsAgentMissing": f"{HOLD}s", "OcsAgentDown": f"{HOLD}s"}
+        alerts = ("OcsAgentMissing", "OcsAgentDown", "OcsHostManagerConfigError")
+        holds = dict.fromkeys(alerts, f"{HOLD}s")
         rules = rules_with_hold_times(holds, workdir / "ocs-rules.yml")
         for child in (UP, FLIP):
             wait_child(bed, child, "up")
@@ -216,7 +220,7 @@ def test_update_flips_a_target_and_the_exporter_follows_within_one_interval(live
 
 
 def test_a_site_file_the_hostmanager_cannot_parse_is_a_parse_failure(live):
-    bed, manager, exporter, _ = live
+    bed, manager, exporter, prom = live
     labels = {"instance_id": MANAGER, "file": "[SCF]"}
     exporter.wait_metric("ocs_hostmanager_config_parse_success", 1, **labels)
     before = time.time()
@@ -229,6 +233,15 @@ def test_a_site_file_the_hostmanager_cannot_parse_is_a_parse_failure(live):
         assert manager.alive()
         assert metrics.get("ocs_agent_up", instance_id=MANAGER) == 1
         assert metrics.get("ocs_agent_target_up", instance_id=UP, manager=MANAGER) == 1
+        testbed.wait_for(
+            lambda: [
+                a
+                for a in alerts_of(prom, "OcsHostManagerConfigError", MANAGER)
+                if a["state"] == "firing" and a["labels"]["file"] == "[SCF]"
+            ],
+            30,
+            "OcsHostManagerConfigError firing",
+        )
     finally:
         manager.write_site_file()
         update(bed, reload_config=True)
