@@ -22,6 +22,7 @@ from .common import (
     query,
 )
 from .feeds import agent_table, rate_panel
+from .hostmanager import stability_stat, target_stat
 from .panels import (
     by_outcome,
     counts_panel,
@@ -392,4 +393,6 @@ def build(job: str) -> dashboard.Dashboard:
         )
         .with_panel(agent_table(21))
         .with_panel(rate_panel(22, "{{feed}}", (24, 8)))
+        .with_panel(target_stat(23))
+        .with_panel(stability_stat(24))
     )

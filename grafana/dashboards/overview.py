@@ -23,6 +23,7 @@ from .common import (
     value_map,
 )
 from .feeds import FEED_AGE, FRESH_TIME, rate_panel, recorded_table
+from .hostmanager import hostmanagers_table, managed_table, stability_panel, unstable_count
 from .panels import (
     by_outcome,
     counts_panel,
@@ -319,4 +320,8 @@ def build(job: str) -> dashboard.Dashboard:
         )
         .with_panel(rate_panel(13, "{{instance_id}} {{feed}}", (20, 8)))
         .with_panel(recorded_table(12).override_by_name("Agent", agent_link()))
+        .with_panel(unstable_count(14))
+        .with_panel(stability_panel(15, "{{instance_id}} ({{manager}})", (20, 8)))
+        .with_panel(managed_table(16).override_by_name("Agent", agent_link()))
+        .with_panel(hostmanagers_table(17).override_by_name("HostManager", agent_link()))
     )

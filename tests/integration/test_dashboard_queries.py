@@ -38,6 +38,24 @@ def promtool() -> str:
 # The examples' job name, and another: the dashboards must work under any.
 JOBS = (DEFAULT_JOB, "ocs")
 AGENT = "dash1"
+# No HostManager runs here (test_hostmanager has a real one): recording rules make its series
+# from dash1's, as if HostManager hm-dash managed dash1 (target up, stability 0.3) and failed
+# to parse its site config file. Metric names without colons, as the exporter exports them.
+_DASH1 = f'ocs_agent_up{{instance_id="{AGENT}"}}'
+_HM = (
+    f'label_replace(label_replace(label_replace({_DASH1}, "instance_id", "hm-dash", "", ""),'
+    ' "agent_address", "observatory.hm-dash", "", ""), "agent_class", "HostManager", "", "")'
+)
+_SCF = f'label_replace({_HM}, "file", "[SCF]", "", "")'
+_MANAGED = f'label_replace({_DASH1}, "manager", "hm-dash", "", "")'
+HOSTMANAGER_RULES = {
+    "ocs_agent_target_up": f"{_MANAGED} * 0 + 1",
+    "ocs_agent_stability": f"{_MANAGED} * 0 + 0.3",
+    "ocs_agent_managers": f"{_DASH1} * 0 + 1",
+    "ocs_hostmanager_config_parse_success": f"{_SCF} * 0",
+    "ocs_hostmanager_config_parse_timestamp_seconds": f"{_SCF} * 0 + time()",
+    "ocs_hostmanager_orphans": f"{_HM} * 0 + 2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +63,24 @@ def prometheus(bed, tmp_path_factory):
     """One exporter, scraped by one Prometheus as two jobs (JOBS) every second; agent dash1
     runs acq and its delay_task has FAILED, the exporter has read both sessions (start, end,
     data timestamp, runs), its acq publishes the recorded feed false_temperatures, and every
-    job has samples enough for rates (of heartbeats and feed messages)."""
+    job has samples enough for rates (of heartbeats and feed messages); HostManager series
+    come from HOSTMANAGER_RULES."""
     bed.start_agent(AGENT, "--mode", "acq", "--sample-rate", "1")
     exporter = bed.start_exporter()
     target = f"127.0.0.1:{exporter.port}"
+    workdir = tmp_path_factory.mktemp("dashboards")
+    rules = [{"record": name, "expr": expr} for name, expr in HOSTMANAGER_RULES.items()]
+    (workdir / "hostmanager.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "hostmanager", "rules": rules}]})
+    )
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(workdir / "hostmanager.yml")],
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": [target]}]} for job in JOBS
         ],
     }
-    prom = testbed.Prometheus(tmp_path_factory.mktemp("dashboards"), config)
+    prom = testbed.Prometheus(workdir, config)
     try:
         prom.start()
         bed.client(AGENT).delay_task(delay=0, succeed=False)
@@ -69,11 +94,12 @@ def prometheus(bed, tmp_path_factory):
                 and prom.query(f'ocs_op_data_timestamp_seconds{{job="{job}", {acq}}}')
                 and prom.query(f'rate(ocs_exporter_heartbeats_total{{job="{job}"}}[15s]) > 0')
                 and prom.query(f'rate(ocs_feed_messages_total{{job="{job}", {feed}}}[15s]) > 0')
+                and prom.query(f'ocs_hostmanager_orphans{{job="{job}"}}')
                 for job in JOBS
             ),
             60,
             f"{AGENT}'s FAILED delay_task, its sessions, heartbeat and false_temperatures rates"
-            " of every job in Prometheus",
+            " of every job, and the HostManager rules' series, in Prometheus",
         )
         yield prom
     finally:
@@ -241,7 +267,46 @@ def replica_series(instance: str, joined: bool) -> list[dict]:
                 add("ocs_op_transitions_total", {**op, "to": OPCODES[str(code)]}, "1x40")
         for metric, extra, values in feed_series(instance_id, last):
             add(metric, {**labels, **extra}, values)
+    series.extend(hostmanager_series(instance))
     return series
+
+
+def hostmanager_series(instance: str) -> list[dict]:
+    """The series of HostManager hm1 as replica `instance` exports them. hm1 manages fake1
+    (target up, exiting in a loop: stability 0.3) and fake2 (target down, stable), parsed
+    its site config file but not its compose file, and sees two orphans. A replica cut off
+    from the router keeps the data it read last, which has not changed here."""
+    hm = {"agent_address": "observatory.hm1", "instance_id": "hm1", "agent_class": "HostManager"}
+    series = []
+    for instance_id, target, stability in (("fake1", 1, 0.3), ("fake2", 0, 1)):
+        agent = {
+            "agent_address": f"observatory.{instance_id}",
+            "instance_id": instance_id,
+            "agent_class": AGENTS[instance_id][0],
+        }
+        series.append(("ocs_agent_target_up", {**agent, "manager": "hm1"}, f"{target}x40"))
+        series.append(("ocs_agent_stability", {**agent, "manager": "hm1"}, f"{stability}x40"))
+        series.append(("ocs_agent_managers", agent, "1x40"))
+    for file, parsed in (("[SCF]", 1), ("/srv/docker-compose.yml", 0)):
+        series.append(
+            ("ocs_hostmanager_config_parse_success", {**hm, "file": file}, f"{parsed}x40")
+        )
+        series.append(
+            ("ocs_hostmanager_config_parse_timestamp_seconds", {**hm, "file": file}, "30x40")
+        )
+    series.append(("ocs_hostmanager_orphans", hm, "2x40"))
+    common = {"job": "ocs-exporter", "instance": instance}
+    return [
+        {
+            "series": f"{metric}{{{labels_text({**common, **labels})}}}",
+            "values": values,
+        }
+        for metric, labels, values in series
+    ]
+
+
+def labels_text(labels: dict) -> str:
+    return ", ".join(f'{k}="{v}"' for k, v in labels.items())
 
 
 def feed_series(instance_id: str, last: str) -> list[tuple[str, dict, str]]:

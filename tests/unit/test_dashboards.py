@@ -211,7 +211,13 @@ def test_overview_shows_operation_states_over_time():
 
 def test_overview_tables_link_agents_to_the_agent_dashboard():
     tables = [p for p in panels(dashboards()["ocs-overview"]) if p["type"] == "table"]
-    assert [table["title"] for table in tables] == ["Agents", "Process data age", "Stale feeds"]
+    assert [table["title"] for table in tables] == [
+        "Agents",
+        "Process data age",
+        "Stale feeds",
+        "Managed agents",
+        "HostManagers",
+    ]
     for table in tables:
         assert_links_agents(table)
     # The up/down column reads as text.
