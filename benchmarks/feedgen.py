@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from autobahn.twisted.component import Component, run
-from twisted.internet import task
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet import reactor, task
 
 from benchmarks import loadgen, shm
 
@@ -149,8 +150,20 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         if args.shard != 0:
             return ready()
+        return register(session).addCallback(ready)
+
+    def register(session: Any) -> Any:
+        """Answer ``get_api`` for every agent; retried while the router still holds the
+        prefix for the generator of a previous step (a backlogged router drops a closed
+        session's registrations late)."""
         d = loadgen.answer_get_api(session, args.address_root, args.ops, args.agent_class)
-        return d.addCallback(ready)
+
+        def retry(failure: Any) -> Any:
+            if not failure.check(ApplicationError) or not session.is_attached():
+                return failure
+            return task.deferLater(reactor, 1.0, register, session)
+
+        return d.addErrback(retry)
 
     def lost(*_: Any) -> None:
         if heartbeats.session is not None:

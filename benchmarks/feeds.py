@@ -144,6 +144,18 @@ def received_fraction(counts: dict[str, Any], name: str) -> float | None:
     return round(sum(got[kind] for kind in kinds) / expected, 4) if expected else None
 
 
+def quiet(router: testbed.Router, limit: float = 60.0) -> float:
+    """Wait until the router uses less than a tenth of a core (what a step before left it
+    to deliver is delivered), ``limit`` s at most; returns how long it took."""
+    started = time.time()
+    while time.time() - started < limit:
+        before = procstat.group_cpu_seconds(router.pid)
+        time.sleep(1.0)
+        if procstat.group_cpu_seconds(router.pid) - before < 0.1:
+            break
+    return round(time.time() - started, 1)
+
+
 def read(exporters: dict[str, testbed.Exporter], bare: FeedBare | None, load: FeedLoad) -> dict:
     """Every count at one moment: what each subject received, what the load sent."""
     counts: dict[str, Any] = {
@@ -380,7 +392,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         feeds_report.print_cpu(results["cpu"])
         if not args.skip_scale:
             router.check_alive()
+            waited = quiet(router)
             results["scale"] = scale_step(args, router, site_file)
+            results["scale"]["router_quiet_after_s"] = waited
             feeds_report.print_scale(results["scale"])
     finally:
         router.stop()
