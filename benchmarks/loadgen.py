@@ -231,6 +231,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--change-every", type=int, default=300)
     parser.add_argument("--period", type=float, default=1.0, help="seconds between heartbeats")
     parser.add_argument("--block", type=Path, required=True, help="shared counters file")
+    parser.add_argument(
+        "--hostmanagers",
+        type=int,
+        default=0,
+        help="simulate this many HostManager agents instead (see HostManagerSchedule), "
+        "managing the --agents bench agents",
+    )
     return parser.parse_args(argv)
 
 
@@ -245,6 +252,8 @@ def transport(url: str, serializer: str) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.hostmanagers > 0:
+        return hostmanager_main(args)
     indices = range(args.shard, args.agents, args.shards)
     block = shm.SharedBlock.generator(args.block, len(indices))
     schedule = Schedule(
@@ -279,6 +288,129 @@ def main(argv: Sequence[str] | None = None) -> None:
     component.on("disconnect", lost)
     ticker = task.LoopingCall(schedule.tick)
     ticker.start(TICK)
+    run([component], log_level="warn")
+
+
+# -- HostManager mode: H simulated HostManager agents (``<root>.hostmanager-<h>``) ---------
+
+HOSTMANAGER_PREFIX = "hostmanager-"
+HOST_MANAGER_CLASS = "HostManager"
+MANAGED_SHARE = 2  # HostManager h manages bench agents i with i % (H * 2) == h: half of them
+
+
+def managed_by(h: int, n_hostmanagers: int, n_agents: int) -> range:
+    """The bench agents HostManager ``h`` lists (each agent by one HostManager at most)."""
+    return range(h, n_agents, n_hostmanagers * MANAGED_SHARE)
+
+
+def hostmanager_api() -> dict[str, Any]:
+    """A HostManager's ``get_api`` answer: process ``manager`` running, task ``update``."""
+
+    def entry(name: str, op_type: str, status: str) -> list[Any]:
+        info = {"op_type": op_type, "docstring": None, "blocking": True}
+        return [name, {"op_name": name, "status": status}, info]
+
+    return {
+        **get_api(1, HOST_MANAGER_CLASS),
+        "processes": [entry("manager", "process", "running")],
+        "tasks": [entry("update", "task", "no_history")],
+    }
+
+
+def manager_session(h: int, n_hostmanagers: int, n_agents: int, start: float) -> dict[str, Any]:
+    """The ``status`` of HostManager ``h``'s ``manager`` process, its data as
+    ``ocs.agents.host_manager`` keeps it: every managed bench agent target up and running."""
+    children = [
+        {
+            "instance_id": f"bench-{i}",
+            "agent_class": "BenchAgent",
+            "target_state": "up",
+            "next_action": "up",
+            "stability": 1.0,
+            "operable": True,
+            "restart_required": False,
+        }
+        for i in managed_by(h, n_hostmanagers, n_agents)
+    ]
+    now = time.time()
+    return {
+        "session_id": 0,
+        "op_name": "manager",
+        "op_code": OPCODE_RUNNING,
+        "cred_level": 1,
+        "status": "running",
+        "degraded": False,
+        "success": None,
+        "start_time": start,
+        "end_time": None,
+        "data": {
+            "child_states": children,
+            "config_parse_status": {"[SCF]": [True, start, ""]},
+            "orphans": {},
+            "timestamp": now,
+        },
+        "messages": [[start, 'Status is now "running".']],
+    }
+
+
+def answer_hostmanagers(session: Any, address_root: str, n_hm: int, n_agents: int) -> Any:
+    """Register ``<root>.hostmanager-`` (prefix): each HostManager's ``get_api`` and the
+    ``status`` of its ``manager``. Returns the registration's Deferred."""
+    prefix = f"{address_root}.{HOSTMANAGER_PREFIX}"
+    api = hostmanager_api()
+    started = time.time()
+
+    def management(q: str, *args: Any, details: Any = None, **kwargs: Any) -> Any:
+        agent = details.procedure[len(prefix) :]
+        if agent.endswith(".ops") and agent[:-4].isdigit():
+            if q != "status" or args[:1] != ("manager",):
+                return [0, "No session active.", {}]
+            return [0, "Session active.", manager_session(int(agent[:-4]), n_hm, n_agents, started)]
+        if not agent.isdigit():
+            raise ApplicationError(ApplicationError.NO_SUCH_PROCEDURE, details.procedure)
+        return api if q == "get_api" else api.get(q.removeprefix("get_"))
+
+    options = RegisterOptions(match="prefix", details_arg="details")
+    return session.register(management, prefix, options=options)
+
+
+class HostManagerSchedule(Schedule):
+    """The heartbeats of H HostManagers, 1 Hz: ``manager`` RUNNING, ``update`` NONE."""
+
+    def __init__(self, block: shm.SharedBlock, n_hm: int, address_root: str) -> None:
+        super().__init__(block, range(n_hm), n_hm, 1, address_root, HOST_MANAGER_CLASS, 0)
+        addresses = [f"{address_root}.{HOSTMANAGER_PREFIX}{h}" for h in range(n_hm)]
+        self.topics = [f"{a}.feeds.heartbeat" for a in addresses]
+        started = time.time()
+        self.feeds = [
+            ocs_heartbeat(a, {}, f"{started + h * 1e-4:.6f}", HOST_MANAGER_CLASS)[1]
+            for h, a in enumerate(addresses)
+        ]
+        self.variants = ({"manager": OPCODE_RUNNING, "update": OPCODE_NONE},)
+
+
+def hostmanager_main(args: argparse.Namespace) -> None:
+    block = shm.SharedBlock.generator(args.block, args.hostmanagers)
+    schedule = HostManagerSchedule(block, args.hostmanagers, args.address_root)
+    component = Component(transports=[transport(args.url, args.serializer)], realm=args.realm)
+
+    def joined(session: Any, details: Any) -> Any:
+        def ready(_: Any = None) -> None:
+            schedule.session = session
+            block.ints[shm.READY] = 1
+
+        d = answer_hostmanagers(session, args.address_root, args.hostmanagers, args.agents)
+        return d.addCallback(ready)
+
+    def lost(*_: Any) -> None:
+        if schedule.session is not None:
+            block.ints[shm.GEN_LOSSES] += 1
+        schedule.session = None
+
+    component.on("join", joined)
+    component.on("leave", lost)
+    component.on("disconnect", lost)
+    task.LoopingCall(schedule.tick).start(TICK)
     run([component], log_level="warn")
 
 

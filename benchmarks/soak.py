@@ -15,6 +15,19 @@ Churn, every ``--churn-every`` seconds:
 Router restarts: every ``--router-restart-every`` seconds crossbar is stopped and started
 again on the same port; the exporter and the generators reconnect by themselves. Heartbeats
 published between the stop and the exporter's ``rejoined realm`` are lost by design.
+
+Collectors, each on by default (``--no-sessions --no-feeds --hostmanagers 0``: the
+heartbeat-only soak of before):
+
+- **sessions**: the exporter asks ``status`` of operations (the simulated agents answer it);
+- **feeds**: the main generators' agents (not the restart group's) also publish
+  ``--feeds-per-agent`` data feeds, one message each every ``--feed-period`` seconds
+  (:mod:`benchmarks.feedgen`), and the exporter listens to feeds;
+- **HostManagers**: ``--hostmanagers`` simulated HostManager agents (``benchmarks.loadgen
+  --hostmanagers``) whose ``manager`` sessions list half of the agents, target up; read
+  through the sessions collector.
+
+Every sample records the collectors' counters (``collectors``).
 """
 
 from __future__ import annotations
@@ -52,6 +65,11 @@ def describe(args: argparse.Namespace) -> dict[str, Any]:
             "churn_every_s": args.churn_every,
             "churn_fraction": args.churn_fraction,
             "serializer": args.serializer,
+            "sessions": args.sessions,
+            "feeds": args.feeds,
+            "feeds_per_agent": args.feeds_per_agent if args.feeds else 0,
+            "feed_period_s": args.feed_period,
+            "hostmanagers": args.hostmanagers,
             "sample_every_s": SAMPLE_EVERY,
             "agent_timeout_s": 5.0,  # the exporter's default
             "crossbar": args.crossbar,
@@ -90,6 +108,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=0.02,
         help="share of the agents paused each churn period, and of those that restart",
     )
+    parser.add_argument(
+        "--sessions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the exporter asks operations' sessions (its --collector.sessions)",
+    )
+    parser.add_argument(
+        "--feeds",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="agents publish data feeds and the exporter listens (--collector.feeds)",
+    )
+    parser.add_argument("--feeds-per-agent", type=int, default=2, help="with --feeds")
+    parser.add_argument(
+        "--feed-period", type=float, default=5.0, help="seconds between a feed's messages"
+    )
+    parser.add_argument(
+        "--hostmanagers",
+        type=int,
+        default=5,
+        help="simulated HostManagers listing half of the agents (0: none; needs --sessions)",
+    )
     parser.add_argument("--serializer", choices=("msgpack", "json", "cbor"), default="msgpack")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/soak.json"))
     parser.add_argument(
@@ -108,6 +148,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--agents must be at least 4, --ops and --duration positive")
     if not 0 < args.churn_fraction <= 0.25:
         parser.error("--churn-fraction must be in (0, 0.25]")
+    if args.hostmanagers < 0 or (args.hostmanagers and not args.sessions):
+        parser.error("--hostmanagers must be 0 or more, and 0 with --no-sessions")
+    if args.feeds and (args.feeds_per_agent < 1 or args.feed_period <= 0):
+        parser.error("--feeds-per-agent and --feed-period must be positive")
     if not Path(args.crossbar).exists():
         parser.error(f"--crossbar {args.crossbar}: not found (`make test` installs it)")
     return args
@@ -129,10 +173,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, _terminate)
     result = describe(args)
     soak = Soak(args, result)
+    feeds = f"{args.feeds_per_agent} per agent every {args.feed_period:g} s"
+    feeds = feeds if args.feeds else "off"
     print(
         f"soak: {args.agents} agents x {args.ops} ops for {args.duration:g} s, router restart "
         f"every {args.router_restart_every:g} s, churn every {args.churn_every:g} s, "
-        f"{args.serializer}; logs in {args.workdir}",
+        f"{args.serializer}; sessions {'on' if args.sessions else 'off'}, feeds {feeds}, "
+        f"{args.hostmanagers} HostManagers; logs in {args.workdir}",
         flush=True,
     )
     try:

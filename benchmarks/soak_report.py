@@ -78,6 +78,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "reconnects_seen": final.get("rejoined_lines"),
         "error_lines": final.get("error_lines"),
         "exporter_alive": final.get("exporter_alive"),
+        "collectors": collectors(final),
         "scrapes": {
             "count": len(samples),
             "failed": sum("scrape_error" in s for s in samples),
@@ -88,10 +89,30 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def collectors(final: dict[str, Any]) -> dict[str, Any]:
+    """The sessions, feeds and HostManager collectors' counts at the end (after the drain)."""
+    counts = final.get("collectors") or {}
+    sent, received = final.get("feeds_sent"), counts.get("feed_messages")
+    return {
+        "session_queries": counts.get("session_queries", {}),
+        "feed_messages_sent": sent,
+        "feed_messages_received": received,
+        "feed_messages_lost": sent - received
+        if sent is not None and received is not None
+        else None,
+        "feed_messages_invalid": counts.get("feed_invalid", {}),
+        "feed_messages_ignored": counts.get("feed_ignored", {}),
+        "manager_data_invalid": counts.get("manager_data_invalid", {}),
+        "managed_agents": counts.get("managed_agents"),
+        "hostmanagers_with_parse_status": counts.get("hostmanagers_parsed"),
+    }
+
+
 ALIVE = {True: "alive", False: "NOT ALIVE", None: "not checked"}
 HEADER = (
     f"{'t s':>6} {'RSS MiB':>8} {'cores':>6} {'sent/s':>7} {'recv/s':>7} {'received':>10} "
-    f"{'conn':>4} {'up':>5} {'down':>5} {'paused':>6} {'scrape ms':>9}  events"
+    f"{'conn':>4} {'up':>5} {'down':>5} {'paused':>6} {'scrape ms':>9} {'status':>7} "
+    f"{'feed msgs':>10} {'managed':>7}  events"
 )
 
 
@@ -100,13 +121,17 @@ def table_row(s: dict[str, Any]) -> str:
     conn = {True: "1", False: "0"}.get(s.get("connected"), "-")
     scrape_ms = s["scrape_s"] * 1000 if "scrape_s" in s else None
     events = "; ".join(s.get("events", []))
+    col = s.get("collectors") or {}
+    queries = sum(col["session_queries"].values()) if "session_queries" in col else None
     if "scrape_error" in s:
         events = f"SCRAPE FAILED ({s['scrape_error']}) {events}"
     return (
         f"{s['t_s']:>6.0f} {fmt(rss):>8} {fmt(s.get('cpu_cores'), '.3f'):>6} "
         f"{fmt(s.get('sent_per_s'), '.0f'):>7} {fmt(s.get('received_per_s'), '.0f'):>7} "
         f"{fmt(s.get('received'), '.0f'):>10} {conn:>4} {fmt(s.get('agents_up'), 'd'):>5} "
-        f"{fmt(s.get('agents_down'), 'd'):>5} {s['paused']:>6} {fmt(scrape_ms, '.0f'):>9}  "
+        f"{fmt(s.get('agents_down'), 'd'):>5} {s['paused']:>6} {fmt(scrape_ms, '.0f'):>9} "
+        f"{fmt(queries, '.0f'):>7} {fmt(col.get('feed_messages'), '.0f'):>10} "
+        f"{fmt(col.get('managed_agents'), 'd'):>7}  "
         f"{events}"
     ).rstrip()
 
@@ -161,8 +186,33 @@ def summary_text(result: dict[str, Any]) -> str:
             f"exporter after {fmt(restart['exporter_rejoined_after_s'])} s, "
             f"{n(restart['sent_before_exporter_rejoined'])} heartbeats sent meanwhile"
         )
+    lines.extend(collector_lines(result))
     lines.extend(f"ERROR: {e}" for e in result["errors"])
     return "\n".join(lines)
+
+
+def collector_lines(result: dict[str, Any]) -> list[str]:
+    c, col = result["config"], result["summary"].get("collectors")
+    if col is None:
+        return []  # a run from before the collectors were recorded
+
+    def by(counts: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:,.0f}" for k, v in sorted(counts.items())) or "none"
+
+    def n(v: float | None) -> str:
+        return "-" if v is None else f"{v:,.0f}"
+
+    return [
+        f"sessions ({'on' if c.get('sessions', True) else 'off'}): status calls by result: "
+        f"{by(col['session_queries'])}",
+        f"feeds ({c.get('feeds_per_agent', 0)} per agent, every {c.get('feed_period_s', '-')} "
+        f"s): sent {n(col['feed_messages_sent'])}, received {n(col['feed_messages_received'])}"
+        f", lost {n(col['feed_messages_lost'])}; invalid: {by(col['feed_messages_invalid'])};"
+        f" ignored: {by(col['feed_messages_ignored'])}",
+        f"HostManagers ({c.get('hostmanagers', 0)}): {n(col['managed_agents'])} agents listed "
+        f"(ocs_agent_managers series), {n(col['hostmanagers_with_parse_status'])} parse status"
+        f" series; data refused: {by(col['manager_data_invalid'])}",
+    ]
 
 
 def _ms(value: float | None) -> float | None:

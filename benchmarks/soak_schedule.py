@@ -14,6 +14,7 @@ from typing import Any
 
 import testbed
 from benchmarks import procstat, scrape, shm
+from benchmarks.feeds_load import FeedLoad
 from benchmarks.processes import Generator, Load, deployed_env, snapshot_exporter
 from benchmarks.report import fmt
 from benchmarks.soak_report import table_row
@@ -32,6 +33,43 @@ def metric_sum(text: str, name: str) -> float | None:
     """The sum of every sample of ``name`` in an exposition (None if it has none)."""
     values = re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE)
     return sum(float(v) for v in values) if values else None
+
+
+def metric_by(text: str, name: str, label: str) -> dict[str, float]:
+    """``{label value: sample}`` of every sample of ``name`` with that one label."""
+    found = re.findall(rf'^{name}\{{{label}="([^"]*)"\}} (\S+)$', text, re.MULTILINE)
+    return {value: float(sample) for value, sample in found}
+
+
+def collector_counts(text: str) -> dict[str, Any]:
+    """What the sessions, feeds and HostManager collectors counted, from one scrape: status
+    calls by result, feed messages (and those refused or ignored by reason), HostManager data
+    refused by reason, and the agents a HostManager lists (``ocs_agent_managers`` series)."""
+    return {
+        "session_queries": metric_by(text, "ocs_exporter_session_queries_total", "result"),
+        "feed_messages": metric_sum(text, "ocs_exporter_feed_messages_total"),
+        "feed_invalid": metric_by(text, "ocs_exporter_feed_messages_invalid_total", "reason"),
+        "feed_ignored": metric_by(text, "ocs_exporter_feed_messages_ignored_total", "reason"),
+        "manager_data_invalid": metric_by(
+            text, "ocs_exporter_manager_data_invalid_total", "reason"
+        ),
+        "managed_agents": len(re.findall(r"^ocs_agent_managers\{", text, re.MULTILINE)),
+        "hostmanagers_parsed": len(
+            re.findall(r"^ocs_hostmanager_config_parse_success\{", text, re.MULTILINE)
+        ),
+    }
+
+
+class HostManagers(Generator):
+    """``benchmarks.loadgen --hostmanagers H``: H simulated HostManagers on one process,
+    each listing its share of the N bench agents (target up)."""
+
+    def __init__(
+        self, router_url: str, workdir: Path, n_hm: int, n_agents: int, serializer: str
+    ) -> None:
+        super().__init__(router_url, workdir, n_hm, 0, 1, 1, serializer, 0, name="hostmanagers")
+        self.arguments[self.arguments.index("--agents") + 1] = str(n_agents)
+        self.arguments += ["--hostmanagers", str(n_hm)]
 
 
 def restart_group(n_agents: int, fraction: float) -> tuple[int, int]:
@@ -104,6 +142,7 @@ class Soak:
         self.exporter: testbed.Exporter | None = None
         self.load: Load | None = None
         self.group: RestartGroup | None = None
+        self.hostmanagers: HostManagers | None = None
         self.random = random.Random(args.seed)
         self.go = 0.0
         self.paused: list[int] = []
@@ -121,34 +160,43 @@ class Soak:
         self.result["exporter_source"] = source
         self.router.start()
         site_file = testbed.write_site_file(self.workdir / "site.yaml", self.router.port)
+        collectors = [
+            f"--{'' if on else 'no-'}collector.{name}"
+            for name, on in (("sessions", args.sessions), ("feeds", args.feeds))
+        ]
         self.exporter = testbed.Exporter(
             site_file,
             self.workdir,
             *("--log.level", "info", "--wamp.serializers", args.serializer),
+            *collectors,
             python=args.exporter_python,
             source=Path(source["path"]),
             log_path=self.workdir / "exporter.log",
             env=deployed_env(),
         ).start(wait=False)
-        self.load = Load(
-            self.router.url,
-            self.workdir,
-            args.agents,
-            args.ops,
-            args.serializer,
-            AGENTS_PER_GENERATOR,
-            CHANGE_EVERY,
-        ).start()
+        self.load = self.make_load().start()
         self.group = RestartGroup(args, self.router.url, self.workdir)
-        self.load.pause(self.group.indices)  # simulated by the restart group instead
+        self.pause(self.group.indices)  # simulated by the restart group instead
         self.group.start()
+        if args.hostmanagers:
+            self.hostmanagers = HostManagers(
+                self.router.url, self.workdir, args.hostmanagers, args.agents, args.serializer
+            ).start(wait=False)
         self.exporter.wait_ready(60)
         testbed.wait_for(
-            lambda: self.load.ready() and self.group.current.ready(), 60, "the generators"
+            lambda: (
+                self.load.ready()
+                and self.group.current.ready()
+                and (self.hostmanagers is None or self.hostmanagers.ready())
+            ),
+            60,
+            "the generators",
         )
         self.go = time.time() + 0.5
         self.load.go(self.go)
         self.group.current.go(self.go)
+        if self.hostmanagers is not None:
+            self.hostmanagers.go(self.go)
         self.result["router"] = {"port": self.router.port, "pids": [self.router.pid]}
         self.result["router"]["restarts"] = []
         self.result["exporter"] = {
@@ -158,6 +206,7 @@ class Soak:
         }
         self.result["load"] = {
             "generator_pids": [g.pid for g in self.load],
+            "hostmanager_pids": [self.hostmanagers.pid] if self.hostmanagers else [],
             "restart_group": {
                 "shard": self.group.shard,
                 "shards": self.group.shards,
@@ -172,6 +221,48 @@ class Soak:
             "restart_group_generations": 1,
         }
 
+    def make_load(self) -> Load:
+        """The main generators: heartbeats only, or with feeds (``benchmarks.feedgen``)."""
+        args = self.args
+        if not args.feeds:
+            return Load(
+                self.router.url,
+                self.workdir,
+                args.agents,
+                args.ops,
+                args.serializer,
+                AGENTS_PER_GENERATOR,
+                CHANGE_EVERY,
+            )
+        shards = max(1, -(-args.agents // AGENTS_PER_GENERATOR))
+        return FeedLoad(
+            self.router.url,
+            self.workdir,
+            args.agents,
+            args.ops,
+            args.serializer,
+            shards,
+            1.0,
+            args.feeds_per_agent,
+            args.feed_period,
+        )
+
+    def pause(self, agents: list[int] | range, paused: bool = True) -> None:
+        """Stop (or resume) these agents' heartbeats and, with feeds, their feeds: a paused
+        agent is one cut off from the router."""
+        self.load.pause(agents, paused)
+        if not isinstance(self.load, FeedLoad):
+            return
+        per_agent = self.args.feeds_per_agent
+        for i in agents:
+            g = self.load.generator(i)
+            j = g.indices.index(i)
+            for k in range(per_agent):
+                g.feed_block.flags[j * per_agent + k] = int(paused)
+
+    def feeds_sent(self) -> int | None:
+        return self.load.feeds_sent if isinstance(self.load, FeedLoad) else None
+
     def pause_count(self) -> int:
         eligible = self.args.agents - len(self.group.indices)
         return min(eligible // 2, max(1, round(self.args.agents * self.args.churn_fraction)))
@@ -180,7 +271,7 @@ class Soak:
         """Stop every process started, all at once, then the router."""
         current = self.group.current if self.group is not None else None
         try:
-            testbed.stop_processes([*(self.load or []), current, self.exporter])
+            testbed.stop_processes([*(self.load or []), current, self.hostmanagers, self.exporter])
         finally:
             self.router.stop()
 
@@ -224,13 +315,13 @@ class Soak:
         self.sample()  # at the end of the duration, before the load stops
 
     def churn(self) -> None:
-        load, group = self.load, self.group
-        load.pause(self.paused, paused=False)
+        group = self.group
+        self.pause(self.paused, paused=False)
         resumed = len(self.paused)
         excluded = set(group.indices) | set(self.paused)
         eligible = [i for i in range(self.args.agents) if i not in excluded]
         self.paused = sorted(self.random.sample(eligible, min(self.pause_count(), len(eligible))))
-        load.pause(self.paused)
+        self.pause(self.paused)
         group.restart(self.go)
         churn = self.result["churn"]
         churn["periods"] += 1
@@ -240,7 +331,17 @@ class Soak:
         )
 
     def sent(self) -> int:
-        return self.load.sent + self.group.total(shm.SENT)
+        return self.load.sent + self.group.total(shm.SENT) + self.hostmanager_total(shm.SENT)
+
+    def hostmanager_total(self, slot: int) -> int:
+        return self.hostmanagers.block.ints[slot] if self.hostmanagers is not None else 0
+
+    def skipped(self) -> int:
+        return (
+            self.load.total(shm.SKIPPED)
+            + self.group.total(shm.SKIPPED)
+            + self.hostmanager_total(shm.SKIPPED)
+        )
 
     def rejoined_lines(self) -> int:
         return self.exporter.log().count("rejoined realm")
@@ -320,8 +421,9 @@ class Soak:
             "peak_rss_bytes": mem.get("peak_rss"),
             "cpu_s": procstat.cpu_seconds(ex.pid),
             "sent": self.sent(),
-            "skipped": self.load.total(shm.SKIPPED) + self.group.total(shm.SKIPPED),
+            "skipped": self.skipped(),
             "paused": len(self.paused),
+            "feeds_sent": self.feeds_sent(),
         }
         machine = procstat.machine_times()
         try:
@@ -338,6 +440,7 @@ class Soak:
                     "connected": s.connected(),
                     "agents_up": sum(1 for v in up if v == 1.0),
                     "agents_down": sum(1 for v in up if v == 0.0),
+                    "collectors": collector_counts(s.text),
                 }
             )
         last = self.last
@@ -360,6 +463,8 @@ class Soak:
         ex, result = self.exporter, self.result
         self.load.quit()
         self.group.stop()
+        if self.hostmanagers is not None:
+            self.hostmanagers.block.ints[shm.QUIT] = 1
         quit_at = time.time()
         time.sleep(0.3)
         sent = self.sent()
@@ -379,9 +484,10 @@ class Soak:
         result["final"] = {
             "sent": sent,
             "received": None if received is None else int(received),
-            "skipped": self.load.total(shm.SKIPPED) + self.group.total(shm.SKIPPED),
+            "skipped": self.skipped(),
             "publish_errors": self.load.total(shm.PUBLISH_ERRORS)
-            + self.group.total(shm.PUBLISH_ERRORS),
+            + self.group.total(shm.PUBLISH_ERRORS)
+            + self.hostmanager_total(shm.PUBLISH_ERRORS),
             # The main generators' only: restart-group processes also lose theirs when stopped.
             "generator_session_losses": self.load.total(shm.GEN_LOSSES),
             "drain_s": round(changed_at - quit_at, 2),
@@ -396,6 +502,8 @@ class Soak:
             "error_lines": len(errors),
             "error_examples": errors[:10],
             "log_bytes": len(log.encode()),
+            "feeds_sent": self.feeds_sent(),
+            "collectors": collector_counts(text),
         }
 
 

@@ -1,4 +1,5 @@
-"""The soak benchmark, tiny: router restarts, churn, its report all there and sane.
+"""The soak benchmark, tiny: router restarts, churn, the sessions, feeds and HostManager
+collectors exercised, its report all there and sane.
 
 No timing is judged (shared, noisy machines): only structure, counts, that the exporter
 came through the restarts and that nothing it started is left running.
@@ -64,6 +65,28 @@ def test_soak_restarts_the_router_and_churns_agents_and_reports(tmp_path):
     assert final["agent_restarts_seen"] >= 1  # new session ids heard
     assert "soak: 20 agents x 4 ops" in result.stdout
 
+    # The three collectors on by default, each seen working in the exporter's counters.
+    config, collectors = soak["config"], summary["collectors"]
+    assert (config["sessions"], config["feeds"], config["hostmanagers"]) == (True, True, 5)
+    assert collectors["session_queries"].get("ok", 0) > 0
+    assert collectors["feed_messages_received"] > 0
+    assert collectors["feed_messages_received"] <= collectors["feed_messages_sent"]
+    lost = collectors["feed_messages_sent"] - collectors["feed_messages_received"]
+    assert collectors["feed_messages_lost"] == lost
+    assert set(collectors["feed_messages_invalid"].values()) <= {0.0}
+    # 5 HostManagers list half of the 20 agents (one each), all read, none refused.
+    assert collectors["managed_agents"] == 10
+    assert collectors["hostmanagers_with_parse_status"] == 5
+    assert set(collectors["manager_data_invalid"].values()) <= {0.0}
+    # Recorded over time: the counters grow from sample to sample.
+    timeline = [s["collectors"] for s in samples if "collectors" in s]
+    assert timeline[-1]["feed_messages"] > timeline[0]["feed_messages"]
+    assert sum(timeline[-1]["session_queries"].values()) > sum(
+        timeline[0]["session_queries"].values()
+    )
+    assert "HostManagers (5): 10 agents listed" in result.stdout
+
     groups = [*soak["router"]["pids"], soak["exporter"]["pid"]]
     groups += soak["load"]["generator_pids"] + soak["load"]["restart_group"]["pids"]
+    groups += soak["load"]["hostmanager_pids"]
     assert {pgid: group_pids(pgid) for pgid in groups if group_pids(pgid)} == {}
