@@ -21,6 +21,7 @@ from tests.support.dashboards import (
     OPCODES,
     UIDS,
     dashboard_queries,
+    hostmanager_stand_in,
     panel_queries,
     substitute,
 )
@@ -38,24 +39,6 @@ def promtool() -> str:
 # The examples' job name, and another: the dashboards must work under any.
 JOBS = (DEFAULT_JOB, "ocs")
 AGENT = "dash1"
-# No HostManager runs here (test_hostmanager has a real one): recording rules make its series
-# from dash1's, as if HostManager hm-dash managed dash1 (target up, stability 0.3) and failed
-# to parse its site config file. Metric names without colons, as the exporter exports them.
-_DASH1 = f'ocs_agent_up{{instance_id="{AGENT}"}}'
-_HM = (
-    f'label_replace(label_replace(label_replace({_DASH1}, "instance_id", "hm-dash", "", ""),'
-    ' "agent_address", "observatory.hm-dash", "", ""), "agent_class", "HostManager", "", "")'
-)
-_SCF = f'label_replace({_HM}, "file", "[SCF]", "", "")'
-_MANAGED = f'label_replace({_DASH1}, "manager", "hm-dash", "", "")'
-HOSTMANAGER_RULES = {
-    "ocs_agent_target_up": f"{_MANAGED} * 0 + 1",
-    "ocs_agent_stability": f"{_MANAGED} * 0 + 0.3",
-    "ocs_agent_managers": f"{_DASH1} * 0 + 1",
-    "ocs_hostmanager_config_parse_success": f"{_SCF} * 0",
-    "ocs_hostmanager_config_parse_timestamp_seconds": f"{_SCF} * 0 + time()",
-    "ocs_hostmanager_orphans": f"{_HM} * 0 + 2",
-}
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +47,13 @@ def prometheus(bed, tmp_path_factory):
     runs acq and its delay_task has FAILED, the exporter has read both sessions (start, end,
     data timestamp, runs), its acq publishes the recorded feed false_temperatures, and every
     job has samples enough for rates (of heartbeats and feed messages); HostManager series
-    come from HOSTMANAGER_RULES."""
+    come from hostmanager_stand_in."""
     bed.start_agent(AGENT, "--mode", "acq", "--sample-rate", "1")
     exporter = bed.start_exporter()
     target = f"127.0.0.1:{exporter.port}"
     workdir = tmp_path_factory.mktemp("dashboards")
-    rules = [{"record": name, "expr": expr} for name, expr in HOSTMANAGER_RULES.items()]
     (workdir / "hostmanager.yml").write_text(
-        yaml.safe_dump({"groups": [{"name": "hostmanager", "rules": rules}]})
+        yaml.safe_dump({"groups": [hostmanager_stand_in(AGENT)]})
     )
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},

@@ -219,3 +219,30 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
             if match:
                 queries.append((uid, f"variable {name}", match[match.lastgroup]))
     return queries
+
+
+def hostmanager_stand_in(agent: str) -> dict:
+    """A rule group making HostManager series from ``agent``'s, for dashboard tests that run
+    no HostManager (test_hostmanager has a real one): as if HostManager hm-dash managed
+    ``agent`` (target up, stability 0.3) and failed to parse its site config file. The
+    alerts these series feed hold for minutes, longer than those tests run. Metric names
+    without colons, as the exporter exports them."""
+    up = f'ocs_agent_up{{instance_id="{agent}"}}'
+    hm = (
+        f'label_replace(label_replace(label_replace({up}, "instance_id", "hm-dash", "", ""),'
+        ' "agent_address", "observatory.hm-dash", "", ""), "agent_class", "HostManager", "", "")'
+    )
+    scf = f'label_replace({hm}, "file", "[SCF]", "", "")'
+    managed = f'label_replace({up}, "manager", "hm-dash", "", "")'
+    rules = {
+        "ocs_agent_target_up": f"{managed} * 0 + 1",
+        "ocs_agent_stability": f"{managed} * 0 + 0.3",
+        "ocs_agent_managers": f"{up} * 0 + 1",
+        "ocs_hostmanager_config_parse_success": f"{scf} * 0",
+        "ocs_hostmanager_config_parse_timestamp_seconds": f"{scf} * 0 + time()",
+        "ocs_hostmanager_orphans": f"{hm} * 0 + 2",
+    }
+    return {
+        "name": "hostmanager-stand-in",
+        "rules": [{"record": name, "expr": expr} for name, expr in rules.items()],
+    }
