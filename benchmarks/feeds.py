@@ -34,7 +34,7 @@ from benchmarks import feeds_report, procstat, scrape
 from benchmarks.feeds_load import FeedBare, FeedLoad, exporter_counts
 from benchmarks.processes import add_exporter_python, snapshot_exporter
 from benchmarks.run import write
-from benchmarks.sessions import OPENMETRICS, start_exporters
+from benchmarks.sessions import scrape_in_turn, start_exporters
 from benchmarks.step import percentile
 from testbed import ROOT
 
@@ -311,15 +311,7 @@ def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path
         poll = min(max(n / 2000, 1.0), 5.0)
         settled = settle(exporters, n, args.feeds, 2 * every + 3 * period + 120, poll)
         time.sleep(args.warmup)
-        latencies: dict[str, list[float]] = {name: [] for name in exporters}
-        sizes: dict[str, list[int]] = {name: [] for name in exporters}
-        for _ in range(args.scrapes):
-            started = time.time()
-            for name, exporter in exporters.items():
-                s = scrape.scrape(exporter.metrics_url, timeout=scrape.TIMEOUT, accept=OPENMETRICS)
-                latencies[name].append(s.latency)
-                sizes[name].append(s.wire_bytes)
-            scrape.sleep_until(started + args.scrape_interval)
+        latencies, sizes = scrape_in_turn(exporters, args.scrapes, args.scrape_interval)
         rss = {name: procstat.memory(e.pid).get("rss") or 0 for name, e in exporters.items()}
         final = drain(exporters, None, load)
         result: dict[str, Any] = {

@@ -180,6 +180,23 @@ OPENMETRICS = (
 )
 
 
+def scrape_in_turn(
+    exporters: dict[str, testbed.Exporter], scrapes: int, interval: float
+) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Scrape each exporter in turn, ``scrapes`` times ``interval`` s apart, as Prometheus
+    does (gzip, OpenMetrics preferred): latencies and wire sizes by exporter."""
+    latencies: dict[str, list[float]] = {name: [] for name in exporters}
+    sizes: dict[str, list[int]] = {name: [] for name in exporters}
+    for _ in range(scrapes):
+        started = time.time()
+        for name, exporter in exporters.items():
+            s = scrape.scrape(exporter.metrics_url, timeout=scrape.TIMEOUT, accept=OPENMETRICS)
+            latencies[name].append(s.latency)
+            sizes[name].append(s.wire_bytes)
+        scrape.sleep_until(started + interval)
+    return latencies, sizes
+
+
 def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path) -> dict:
     """Both exporters again, side by side, at ``--scale-agents``: scraped in turn as
     Prometheus scrapes, so both see the same moments of load."""
@@ -195,15 +212,7 @@ def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path
         load = start_load(args, router, workdir, n, period)
         settled = settle(exporters["sessions"], n, 300.0)
         time.sleep(args.warmup)
-        latencies: dict[str, list[float]] = {name: [] for name in exporters}
-        sizes: dict[str, list[int]] = {name: [] for name in exporters}
-        for _ in range(args.scrapes):
-            started = time.time()
-            for name, exporter in exporters.items():
-                s = scrape.scrape(exporter.metrics_url, timeout=scrape.TIMEOUT, accept=OPENMETRICS)
-                latencies[name].append(s.latency)
-                sizes[name].append(s.wire_bytes)
-            scrape.sleep_until(started + args.scrape_interval)
+        latencies, sizes = scrape_in_turn(exporters, args.scrapes, args.scrape_interval)
         operations = n * args.ops
         result: dict[str, Any] = {
             "agents": n,
