@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
@@ -138,10 +138,26 @@ class CallQueue:
             self.starts.take()
             self.in_flight += 1
             self._out.add(key)
-            d.addTimeout(self.timeout, self.reactor)
+            self._time_limit(d)
             d.addCallback(call.answered)
             d.addErrback(call.failed)
             d.addBoth(self._done, key)
+
+    def _time_limit(self, d: Deferred) -> None:
+        """Fail ``d`` with TimeoutError after ``timeout``, as ``Deferred.addTimeout`` does,
+        but also when cancelling it raises: autobahn's canceller writes a CANCEL to the
+        session's transport, which is None once the session was lost, and addTimeout would
+        leave the call hanging and the error to the reactor's log."""
+        timer = self.reactor.callLater(self.timeout, _cancel, d)
+
+        def ended(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            elif isinstance(result, Failure) and result.check(CancelledError):
+                return Failure(TimeoutError(f"no answer within {self.timeout:g} s"))
+            return result
+
+        d.addBoth(ended)
 
     def _resumed(self) -> None:
         self._resume = None
@@ -151,3 +167,11 @@ class CallQueue:
         self.in_flight -= 1
         self._out.discard(key)
         self._pump()
+
+
+def _cancel(d: Deferred) -> None:
+    try:
+        d.cancel()
+    except Exception:  # the canceller failed (see CallQueue._time_limit): end the call here
+        if not d.called:
+            d.errback(CancelledError())

@@ -101,6 +101,33 @@ def test_no_answer_within_the_timeout_fails_and_frees_its_slot():
     assert session.procedures() == ["mute", "next"] and queue.in_flight == 1
 
 
+def test_a_timeout_ends_the_call_even_when_cancelling_it_fails():
+    # autobahn's canceller writes a CANCEL on the transport, None once the session is lost.
+    clock, queue, session, outcomes = make(in_flight=1, timeout=10.0)
+
+    def canceller(_: Deferred) -> None:
+        raise AttributeError("'NoneType' object has no attribute 'send'")
+
+    session.call = lambda procedure: (
+        session.calls.append((procedure, Deferred(canceller))) or (session.calls[-1][1])
+    )
+    queue.put("lost", outcomes.call("lost"))
+    queue.put("next", outcomes.call("next"))
+    clock.advance(10.0)  # raises if the canceller's error escapes to the reactor
+    [(what, key, exc)] = outcomes.seen
+    assert (what, key) == ("failed", "lost") and isinstance(exc, TimeoutError)
+    assert session.procedures() == ["lost", "next"] and queue.in_flight == 1
+
+
+def test_an_answer_after_the_timeout_is_ignored():
+    clock, queue, session, outcomes = make(in_flight=1, timeout=1.0)
+    queue.put("slow", outcomes.call("slow"))
+    clock.advance(1.0)
+    session.calls[0][1].callback("late")
+    assert [o[:2] for o in outcomes.seen] == [("failed", "slow")]
+    assert clock.getDelayedCalls() == [] and queue.in_flight == 0
+
+
 def test_an_answer_the_owner_cannot_use_is_a_failure():
     _, queue, session, _ = make()
     failures = []
