@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import testbed
 
+# What /api/agents adds to each entry of the RegistryAgent's data: operations and their
+# sessions, feeds, and who expects the agent to run (HostManager or site config).
+API_ONLY_KEYS = ("operations", "feeds", "expected", "expected_by", "hostname", "managers")
+API_ONLY_KEYS += ("hostmanager",)
+
+
+def api_only(entry: dict) -> dict:
+    """Takes /api/agents' own keys out of ``entry`` (all must be there); returns them."""
+    return {key: entry.pop(key) for key in API_ONLY_KEYS}
+
 
 def address(instance_id: str) -> str:
     return f"{testbed.ADDRESS_ROOT}.{instance_id}"
