@@ -165,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.report:
         result = json.loads(args.report.read_text())
+        if result["samples"]:
+            result["summary"] = summarize(result)  # with this version's report
         print_report(result)
         return result
     if args.workdir is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from benchmarks.report import fmt
 
 SLOPE_AFTER = 60.0  # RSS slope over the samples from this many seconds on
+REJOIN_UNSEEN = 60.0  # a restart whose rejoin was not seen: its window, seconds
+SETTLED_AFTER = 600.0  # and from here: the caches and the allocator's arenas filled
 
 
 def slope_per_hour(points: Sequence[tuple[float, float]]) -> float | None:
@@ -21,6 +24,25 @@ def slope_per_hour(points: Sequence[tuple[float, float]]) -> float | None:
     if var == 0:
         return None
     return sum((t - mean_t) * (v - mean_v) for t, v in points) / var * 3600
+
+
+def losses_by_interval(result: dict[str, Any]) -> dict[str, int]:
+    """Heartbeats sent and not counted, summed over the intervals between two samples: those
+    overlapping a router restart (from its stop to the exporter's rejoin) and the others.
+    Heartbeats still queued in a router that stops count where they were sent."""
+    windows = [
+        (r["at_s"], r["at_s"] + (r["exporter_rejoined_after_s"] or REJOIN_UNSEEN))
+        for r in result.get("router", {}).get("restarts", [])
+    ]
+    inside = elsewhere = 0
+    counted = [s for s in result["samples"] if s.get("received") is not None]
+    for before, after in itertools.pairwise(counted):
+        gap = (after["sent"] - before["sent"]) - (after["received"] - before["received"])
+        if any(before["t_s"] < end and after["t_s"] > start for start, end in windows):
+            inside += gap
+        else:
+            elsewhere += gap
+    return {"in_restart_intervals": int(inside), "in_other_intervals": int(elsewhere)}
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +75,10 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             "slope_mib_per_hour": slope_per_hour(late),
             "slope_from_s": SLOPE_AFTER,
             "slope_samples": len(late),
+            "settled_slope_mib_per_hour": slope_per_hour(
+                [(t, v) for t, v in late if t >= SETTLED_AFTER]
+            ),
+            "settled_from_s": SETTLED_AFTER,
             # From SLOPE_AFTER on: the first samples include the exporter before the load.
             "steady_min_bytes": min(steady, default=None),
             "steady_median_bytes": statistics.median(steady) if steady else None,
@@ -70,6 +96,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                 r["sent_before_exporter_rejoined_uncertainty"] or 0 for r in restarts
             ),
             "lost_outside_outages": lost - outage if lost is not None else None,
+            "not_counted_by_sample": losses_by_interval(result),
             "skipped": final.get("skipped"),
             "publish_errors": final.get("publish_errors"),
         },
@@ -160,7 +187,8 @@ def summary_text(result: dict[str, Any]) -> str:
         f"  from {r['slope_from_s']:.0f} s on ({r['slope_samples']} samples): min "
         f"{m(r['steady_min_bytes'])} MiB, median {m(r['steady_median_bytes'])}, max "
         f"{m(r['steady_max_bytes'])}; slope {fmt(r['slope_mib_per_hour'], '+.2f')} MiB/h "
-        "(least squares)",
+        f"(least squares); from {r.get('settled_from_s', SETTLED_AFTER):.0f} s on "
+        f"{fmt(r.get('settled_slope_mib_per_hour'), '+.2f')} MiB/h",
         f"exporter CPU: {fmt(s['exporter_cpu_cores_mean'], '.3f')} cores on average",
         f"heartbeats: sent {n(hb['sent'])}, received {n(hb['received'])}, lost {n(hb['lost'])}"
         f" ({fmt(None if hb['lost_fraction'] is None else hb['lost_fraction'] * 100, '.2f')}%)",
@@ -171,6 +199,10 @@ def summary_text(result: dict[str, Any]) -> str:
         f"  lost otherwise: {n(hb['lost_outside_outages'])} (the windows' ends are known to "
         f"+-{n(hb['sent_before_exporter_rejoined_uncertainty'])}); not sent (generator "
         f"without a router, or > 2 s late): {n(hb['skipped'])}",
+        "  sent and not counted, between two samples: "
+        f"{n(hb.get('not_counted_by_sample', {}).get('in_restart_intervals'))} where a router "
+        f"restart falls, {n(hb.get('not_counted_by_sample', {}).get('in_other_intervals'))} "
+        "elsewhere",
         f"reconnects: {n(s['reconnects_seen'])} 'rejoined realm' lines for "
         f"{s['router_restarts']} router restarts ({s['exporter_rejoins_missed']} not seen)",
         f"errors: {n(s['error_lines'])} ERROR/Traceback lines in the exporter log; exporter "
