@@ -108,13 +108,18 @@ def test_configured_agents_are_exported_down_before_any_heartbeat(state):
     labels = {"agent_address": "observatory.agg", "instance_id": "agg", "agent_class": "Aggregator"}
     assert reg.get_sample_value("ocs_agent_up", labels) == 0
     assert (
-        reg.get_sample_value("ocs_agent_info", {**labels, "host": "host-b", "expected": "true"})
+        reg.get_sample_value(
+            "ocs_agent_info", {**labels, "host": "host-b", "expected": "true", "hostname": ""}
+        )
         == 1
     )
     assert reg.get_sample_value("ocs_agent_last_heartbeat_timestamp_seconds", labels) is None
     off = {"agent_address": "observatory.off", "instance_id": "off", "agent_class": "FakeDataAgent"}
     assert (
-        reg.get_sample_value("ocs_agent_info", {**off, "host": "host-a", "expected": "false"}) == 1
+        reg.get_sample_value(
+            "ocs_agent_info", {**off, "host": "host-a", "expected": "false", "hostname": ""}
+        )
+        == 1
     )
 
 
@@ -130,8 +135,13 @@ def test_heard_agents_not_in_the_site_config_are_unknown_and_configured_ones_nev
         "instance_id": "stray",
         "agent_class": "FakeDataAgent",
     }
-    assert reg.get_sample_value("ocs_agent_info", {**stray, "host": "", "expected": "unknown"}) == 1
-    assert value(reg, "ocs_agent_info", host="h", expected="true") == 1
+    assert (
+        reg.get_sample_value(
+            "ocs_agent_info", {**stray, "host": "", "expected": "unknown", "hostname": ""}
+        )
+        == 1
+    )
+    assert value(reg, "ocs_agent_info", host="h", expected="true", hostname="") == 1
     clock.advance(120)
     assert {a.instance_id for a in state.snapshot().agents} == {"fake1"}
 
