@@ -23,10 +23,10 @@ _TRANSITIONS: InternTable[tuple[str, int], tuple[str, int]] = InternTable(lambda
 # operations share a few.
 _COUNTS: InternTable[tuple[int, ...], tuple[int, ...]] = InternTable(lambda k: k, 100_000)
 _NO_RUN = (0,) * len(OUTCOMES)
-# Op codes, transitions and runs, one dict for all records that have the same, keyed by
-# their items flat: the idle agents of a class have the same op codes, and agents started
-# together the same transitions and runs until their histories part. Bounded: a site whose
-# every agent differs costs a key per agent until the table is cleared.
+# Op codes, one dict for all records that have the same, keyed by their items flat: the
+# agents of a class go through the same few combinations. Transitions and runs only while
+# every count is at most 1 (see _early): after that they part agent by agent, and the table
+# would keep every superseded dict until it is cleared. Bounded.
 _DICTS: InternTable[tuple[Any, ...], dict[Any, Any]] = InternTable(None, 30_000)
 # Operation types, one dict for all agents that have the same (never mutated): they come
 # from the agent's class, so a site's many agents of one class share one, in the order of
@@ -77,7 +77,16 @@ def op_history(
         changed[op] = now_wall
         key = _TRANSITIONS[op, op_codes[op]]
         transitions[key] = transitions.get(key, 0) + 1
-    return op_codes, changed, shared(transitions), moved
+    return op_codes, changed, _early(transitions), moved
+
+
+def _early(counts: dict[Any, Any]) -> dict[Any, Any]:
+    """``counts`` (transitions, or runs by outcome) shared while no count passed 1: early in
+    their lives the agents of a class have the same."""
+    for value in counts.values():
+        if (value if type(value) is int else max(value)) > 1:
+            return counts
+    return shared(counts)
 
 
 def shared(items: dict[Any, Any]) -> dict[Any, Any]:
@@ -153,7 +162,7 @@ def with_session(
             seconds = max(0.0, session.end_time - (session.start_time or session.end_time))
             durations = {**durations, op: _observe(durations[op], seconds)}
     if counts is not runs.get(op):
-        runs = shared({**runs, op: counts})
+        runs = _early({**runs, op: counts})
     return {"sessions": {**record.sessions, op: session}, "runs": runs, "durations": durations}
 
 

@@ -299,7 +299,7 @@ def test_agents_share_their_transition_keys():
     assert all(a is b for other in keys[1:] for a, b in zip(keys[0], other, strict=True))
 
 
-def test_agents_alike_share_their_op_codes_transitions_and_runs_dicts():
+def test_agents_alike_share_their_op_codes_and_early_counts_dicts():
     clock = FakeClock()
     state = AgentState("observatory", 5.0, clock.monotonic, clock.time)
     for i in range(3):
@@ -311,10 +311,20 @@ def test_agents_alike_share_their_op_codes_transitions_and_runs_dicts():
     state.ingest(heartbeat("agent-2", {"acq": 6, "count": 5}))  # agent-2's history parts
     records = [state._agents[f"observatory.agent-{i}"].record for i in range(3)]
     assert records[0].op_codes is records[1].op_codes is not records[2].op_codes
+    # Counts are shared while none passed 1 (then a table of them would keep every
+    # superseded dict).
     assert records[0].transitions is records[1].transitions
     assert records[2].transitions == {("acq", 3): 1, ("count", 5): 1, ("acq", 6): 1}
     assert records[0].runs is records[1].runs is records[2].runs
     assert records[0].runs == {"count": (1, 0, 0, 0)}
+    state.ingest(heartbeat("agent-0", {"acq": 6, "count": 5}))
+    state.ingest(heartbeat("agent-0", {"acq": 3, "count": 5}))
+    state.ingest(heartbeat("agent-1", {"acq": 6, "count": 5}))
+    state.ingest(heartbeat("agent-1", {"acq": 3, "count": 5}))
+    records = [state._agents[f"observatory.agent-{i}"].record for i in range(2)]
+    assert records[0].transitions == records[1].transitions
+    assert records[0].transitions[("acq", 3)] == 2
+    assert records[0].transitions is not records[1].transitions
     assert records[0].sessions["count"].start_time != records[1].sessions["count"].start_time
 
 
