@@ -501,6 +501,7 @@ class AgentState:
                 if not self._wanted(managers) or (
                     self.max_agents and len(self._agents) >= self.max_agents
                 ):
+                    self._conflicts.discard(listed)  # not tracked: no conflict to report
                     continue
                 record = AgentRecord.new(listed, child.instance_id, intern(child.agent_class))
                 agent = self._agents[listed] = _Agent(record)
@@ -512,8 +513,9 @@ class AgentState:
                     and not self._wanted(managers)
                 ):
                     del self._agents[listed]  # only ever tracked for a HostManager
-                else:
-                    agent.update(hosting=hosted(record.hosting, managers=managers))
+                    self._conflicts.discard(listed)
+                    continue
+                agent.update(hosting=hosted(record.hosting, managers=managers))
             if len(managers) < 2:
                 self._conflicts.discard(listed)
             elif listed not in self._conflicts:

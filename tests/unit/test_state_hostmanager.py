@@ -123,6 +123,24 @@ def test_two_hostmanagers_listing_an_agent_is_a_conflict_told_once(state):
     assert told == (Conflict("observatory.fake1", ("hm1", "hm2")),)  # a new conflict
 
 
+def test_a_conflict_over_an_agent_no_longer_tracked_is_told_again_when_it_returns(state):
+    hostmanager(state, "hm1")
+    hostmanager(state, "hm2")
+    tell(state, manager_data(child("ghost", "up")), "hm1")
+    told = tell(state, manager_data(child("ghost", "up")), "hm2")
+    assert told == (Conflict("observatory.ghost", ("hm1", "hm2")),)
+    # Both make it passive, then both let it go: never heard, it is no longer tracked.
+    tell(state, manager_data(child("ghost", "passive")), "hm1")
+    tell(state, manager_data(child("ghost", "passive")), "hm2")
+    assert "ghost" not in agents(state)
+    tell(state, manager_data(), "hm1")
+    tell(state, manager_data(), "hm2")
+    assert state._conflicts == set()
+    tell(state, manager_data(child("ghost", "up")), "hm1")
+    told = tell(state, manager_data(child("ghost", "up")), "hm2")
+    assert told == (Conflict("observatory.ghost", ("hm1", "hm2")),)  # told again
+
+
 def test_an_agent_listed_but_never_heard_is_tracked_while_listed(state):
     hostmanager(state)
     tell(state, manager_data(child("ghost", "up", agent_class="FakeDataAgent[d]")))
