@@ -252,20 +252,22 @@ def transport(url: str, serializer: str) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.hostmanagers > 0:
-        return hostmanager_main(args)
     indices = range(args.shard, args.agents, args.shards)
-    block = shm.SharedBlock.generator(args.block, len(indices))
-    schedule = Schedule(
-        block,
-        indices,
-        args.agents,
-        args.ops,
-        args.address_root,
-        args.agent_class,
-        args.change_every,
-        args.period,
-    )
+    if args.hostmanagers > 0:
+        block = shm.SharedBlock.generator(args.block, args.hostmanagers)
+        schedule: Schedule = HostManagerSchedule(block, args.hostmanagers, args.address_root)
+    else:
+        block = shm.SharedBlock.generator(args.block, len(indices))
+        schedule = Schedule(
+            block,
+            indices,
+            args.agents,
+            args.ops,
+            args.address_root,
+            args.agent_class,
+            args.change_every,
+            args.period,
+        )
     component = Component(transports=[transport(args.url, args.serializer)], realm=args.realm)
 
     def joined(session: Any, details: Any) -> Any:
@@ -273,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             schedule.session = session
             block.ints[shm.READY] = 1
 
+        if args.hostmanagers > 0:
+            d = answer_hostmanagers(session, args.address_root, args.hostmanagers, args.agents)
+            return d.addCallback(ready)
         if args.shard != 0:
             return ready()
         d = answer_get_api(session, args.address_root, args.ops, args.agent_class)
@@ -387,31 +392,6 @@ class HostManagerSchedule(Schedule):
             for h, a in enumerate(addresses)
         ]
         self.variants = ({"manager": OPCODE_RUNNING, "update": OPCODE_NONE},)
-
-
-def hostmanager_main(args: argparse.Namespace) -> None:
-    block = shm.SharedBlock.generator(args.block, args.hostmanagers)
-    schedule = HostManagerSchedule(block, args.hostmanagers, args.address_root)
-    component = Component(transports=[transport(args.url, args.serializer)], realm=args.realm)
-
-    def joined(session: Any, details: Any) -> Any:
-        def ready(_: Any = None) -> None:
-            schedule.session = session
-            block.ints[shm.READY] = 1
-
-        d = answer_hostmanagers(session, args.address_root, args.hostmanagers, args.agents)
-        return d.addCallback(ready)
-
-    def lost(*_: Any) -> None:
-        if schedule.session is not None:
-            block.ints[shm.GEN_LOSSES] += 1
-        schedule.session = None
-
-    component.on("join", joined)
-    component.on("leave", lost)
-    component.on("disconnect", lost)
-    task.LoopingCall(schedule.tick).start(TICK)
-    run([component], log_level="warn")
 
 
 if __name__ == "__main__":
