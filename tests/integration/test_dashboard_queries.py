@@ -65,6 +65,8 @@ def prometheus(bed, tmp_path_factory):
     prom = testbed.Prometheus(workdir, config)
     try:
         prom.start()
+        # Heard means joined, its procedures registered: a busy machine starts it slowly.
+        exporter.wait_metric("ocs_agent_up", 1, timeout=60, instance_id=AGENT)
         bed.client(AGENT).delay_task(delay=0, succeed=False)
         failed = f'instance_id="{AGENT}", operation="delay_task"'
         acq = f'instance_id="{AGENT}", operation="acq"'
