@@ -11,10 +11,10 @@ HostManager per sessions interval.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 from exporter.heartbeat import sane_name, sane_text
+from exporter.sessions import finite_number
 
 MAX_CHILDREN = 1000  # per HostManager (a host runs tens)
 MAX_FILES = 64  # config_parse_status entries: the site config file and compose files
@@ -58,22 +58,12 @@ class ManagerData(NamedTuple):
 NO_DATA = ManagerData((), (), 0)
 
 
-def _number(value: object) -> float | None:
-    if type(value) is not float and type(value) is not int:
-        return None  # bool and strings are not numbers here
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _child(entry: object) -> Child:
     if type(entry) is not dict:
         raise InvalidManagerData("bad_child", f"entry {entry!r:.60}")
     instance_id, agent_class = entry.get("instance_id"), entry.get("agent_class")
     target, action = entry.get("target_state"), entry.get("next_action")
-    stability = _number(entry.get("stability"))
+    stability = finite_number(entry.get("stability"))
     if not sane_name(instance_id) or not sane_text(agent_class):
         raise InvalidManagerData("bad_child", f"instance_id {instance_id!r:.60}")
     if not sane_text(target) or not sane_text(action) or stability is None:
@@ -117,7 +107,7 @@ def _parse_status(status: object) -> tuple[tuple[str, bool, float], ...]:
     for name, entry in status.items():
         if not sane_text(name) or not name or type(entry) not in (list, tuple) or len(entry) != 3:
             raise InvalidManagerData("bad_parse_status", f"file {name!r:.60}")
-        success, when = entry[0], _number(entry[1])
+        success, when = entry[0], finite_number(entry[1])
         if type(success) is not bool or when is None:
             raise InvalidManagerData("bad_parse_status", f"success or timestamp of {name!r:.60}")
         files.append((name, success, when))

@@ -138,8 +138,8 @@ class InvalidSession(ValueError):
         self.reason = reason
 
 
-def _time(value: object) -> float | None:
-    """``value`` as a finite number of seconds, else None (bools, strings, NaN, inf, and
+def finite_number(value: object) -> float | None:
+    """``value`` as a finite number (of seconds, here), else None (bools, strings, NaN, inf, and
     integers too large for a float are not times)."""
     if type(value) is not float and type(value) is not int:
         return None
@@ -151,7 +151,7 @@ def _time(value: object) -> float | None:
 
 
 def _required_time(session: dict, key: str) -> float:
-    seconds = _time(session.get(key))
+    seconds = finite_number(session.get(key))
     if seconds is None:
         raise InvalidSession("bad_timestamp", f"{key} {session.get(key)!r:.40}")
     return seconds
@@ -160,10 +160,10 @@ def _required_time(session: dict, key: str) -> float:
 def data_time(data: dict, keys: tuple[str, ...] = DATA_KEYS) -> float | None:
     """The newest numeric timestamp under ``keys`` in ``data`` or in a mapping one level
     down (e.g. ``data["fields"]["timestamp"]``); None when there is none."""
-    times = [_time(data.get(key)) for key in keys]
+    times = [finite_number(data.get(key)) for key in keys]
     for value in data.values():
         if type(value) is dict:
-            times += [_time(value.get(key)) for key in keys]
+            times += [finite_number(value.get(key)) for key in keys]
     found = [t for t in times if t is not None]
     return max(found) if found else None
 
@@ -180,7 +180,7 @@ def _messages(entries: object, *times: float | None) -> tuple[tuple[float | str,
     for entry in entries[-MAX_MESSAGES:]:
         if type(entry) not in (list, tuple) or len(entry) != 2 or type(entry[1]) is not str:
             raise InvalidSession("bad_field", f"message {entry!r:.40}")
-        when, text = _time(entry[0]), entry[1]
+        when, text = finite_number(entry[0]), entry[1]
         if when is None:
             raise InvalidSession("bad_timestamp", f"message time {entry[0]!r:.40}")
         trimmed = trimmed or len(text) > TEXT_LIMIT
