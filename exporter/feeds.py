@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any, NamedTuple
 
-from exporter.heartbeat import sane_name, sane_text
+from exporter.heartbeat import envelope, sane_name
 
 # Why a feed message was rejected: a small fixed set, exposed as the `reason` label.
 FEED_REASONS = (
@@ -24,7 +24,7 @@ FEED_REASONS = (
 
 DEFAULT_MAX_FEEDS = 64  # per agent
 
-_NUMBERS = (int, float)  # type() of a fresh_time; bool is neither
+NUMBERS = (int, float)  # type() of a fresh_time; bool is neither
 _MAX_FLOAT = sys.float_info.max  # above it (inf, or an int too big for a float) is refused
 
 
@@ -58,14 +58,11 @@ class FeedInfo(NamedTuple):
 def parse_feed(payload: Any, prefix: str) -> FeedMessage:
     """The feed of ``payload`` from an agent whose address starts with ``prefix``
     (``<address_root>.``); raises InvalidFeed when it is not one."""
-    if type(payload) not in (list, tuple) or len(payload) != 2:
-        raise InvalidFeed("malformed", "payload is not [message, feed]")
+    wrong = envelope(payload, prefix, "message")
+    if wrong is not None:
+        raise InvalidFeed(*wrong)
     feed = payload[1]
-    if type(feed) is not dict:
-        raise InvalidFeed("malformed", "feed is not a mapping")
-    agent = feed.get("agent_address")
-    if not sane_name(agent) or not agent.startswith(prefix) or len(agent) == len(prefix):
-        raise InvalidFeed("bad_agent_address", f"agent_address {agent!r:.80} is not under {prefix}")
+    agent = feed["agent_address"]
     name = feed.get("feed_name")
     if not sane_name(name):
         raise InvalidFeed("bad_feed_name", f"feed_name {name!r:.80} of {agent}")
@@ -74,21 +71,13 @@ def parse_feed(payload: Any, prefix: str) -> FeedMessage:
         raise InvalidFeed("bad_feed_name", f"address {address!r:.80} of feed {name} of {agent}")
     record = feed.get("record")
     agg_params = feed.get("agg_params")
-    session_id = feed.get("session_id")
-    agent_class = feed.get("agent_class", "")
-    if (
-        type(record) is not bool
-        or type(agg_params) is not dict
-        or not (session_id is None or sane_text(session_id))
-        or not sane_text(agent_class)
-    ):
-        raise InvalidFeed(
-            "bad_field",
-            f"record, agg_params, session_id or agent_class of feed {name} of {agent}",
-        )
+    if type(record) is not bool or type(agg_params) is not dict:
+        raise InvalidFeed("bad_field", f"record or agg_params of feed {name} of {agent}")
     fresh_time = agg_params.get("fresh_time")  # null declares none, as absent does
     if fresh_time is not None:
-        if type(fresh_time) not in _NUMBERS or not 0 < fresh_time <= _MAX_FLOAT:
+        if type(fresh_time) not in NUMBERS or not 0 < fresh_time <= _MAX_FLOAT:
             raise InvalidFeed("bad_field", f"fresh_time {fresh_time!r:.40} of feed {name}")
         fresh_time = float(fresh_time)
-    return FeedMessage(agent, name, record, fresh_time, session_id, agent_class)
+    return FeedMessage(
+        agent, name, record, fresh_time, feed.get("session_id"), feed.get("agent_class", "")
+    )

@@ -85,27 +85,42 @@ def _check_op_codes(op_codes: object, address: str) -> None:
             raise InvalidHeartbeat("bad_op_code", f"op code {code!r:.40} for {name}", address)
 
 
+def envelope(payload: Any, prefix: str, first: str) -> tuple[str, str] | None:
+    """Why ``payload`` is not ``[<first>, feed]`` with ``feed`` a mapping whose
+    ``agent_address`` is under ``prefix`` and whose ``session_id`` and ``agent_class``
+    are sane, as ``(reason, detail)``; None when it is. Every OCS feed message, the heartbeat
+    included, has this envelope: the heartbeat and feed parsers both start here."""
+    if type(payload) not in (list, tuple) or len(payload) != 2:
+        return "malformed", f"payload is not [{first}, feed]"
+    feed = payload[1]
+    if type(feed) is not dict:
+        return "malformed", "feed is not a mapping"
+    address = feed.get("agent_address")
+    if not sane_name(address) or not address.startswith(prefix) or len(address) == len(prefix):
+        return "bad_agent_address", f"agent_address {address!r:.80} is not under {prefix}"
+    session_id = feed.get("session_id")
+    if not (session_id is None or sane_text(session_id)) or not sane_text(
+        feed.get("agent_class", "")
+    ):
+        return "bad_field", f"session_id or agent_class of {address} is not a string"
+    return None
+
+
 def parse(payload: Any, prefix: str) -> Heartbeat:
     """The heartbeat in ``payload`` from an agent whose address starts with ``prefix``
     (``<address_root>.``); raises InvalidHeartbeat when it is not one."""
-    if type(payload) not in (list, tuple) or len(payload) != 2:
-        raise InvalidHeartbeat("malformed", "payload is not [op_codes, feed]")
+    wrong = envelope(payload, prefix, "op_codes")
+    if wrong is not None and wrong[0] != "bad_field":
+        raise InvalidHeartbeat(*wrong)
     op_codes, feed = payload
-    if not isinstance(feed, dict):
-        raise InvalidHeartbeat("malformed", "feed is not a mapping")
-    address = feed.get("agent_address")
-    if not sane_name(address) or not address.startswith(prefix) or len(address) == len(prefix):
-        raise InvalidHeartbeat(
-            "bad_agent_address", f"agent_address {address!r:.80} is not under {prefix}"
-        )
+    address = feed["agent_address"]
+    # A legacy agent's bare 0 is told apart before its other fields are judged.
     if op_codes == 0 and type(op_codes) is int:
         raise InvalidHeartbeat("legacy", "legacy heartbeat (bare 0)", address)
-    session_id = feed.get("session_id")
-    agent_class = feed.get("agent_class", "")
-    if not (session_id is None or sane_text(session_id)) or not sane_text(agent_class):
-        raise InvalidHeartbeat("bad_field", "session_id or agent_class is not a string", address)
+    if wrong is not None:
+        raise InvalidHeartbeat(*wrong, address)
     _check_op_codes(op_codes, address)
-    return Heartbeat(address, op_codes, session_id, agent_class)
+    return Heartbeat(address, op_codes, feed.get("session_id"), feed.get("agent_class", ""))
 
 
 def start_time(session_id: str | None) -> float | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sys import intern
 from typing import Any, NamedTuple
 
-from exporter.feeds import DEFAULT_MAX_FEEDS, FEED_REASONS, InvalidFeed, parse_feed
+from exporter.feeds import DEFAULT_MAX_FEEDS, FEED_REASONS, NUMBERS, InvalidFeed, parse_feed
 from exporter.heartbeat import (
     REASONS,
     Heartbeat,
@@ -55,7 +55,6 @@ GAP_WINDOW = 30.0  # ocs_agent_heartbeat_gap_seconds covers the last 15 to 30 s
 RUNNING_CODES = (3, 8)  # RUNNING and DEGRADED: their sessions are asked again periodically
 SESSION_RESULTS = ("ok", "invalid", "timeout", "error")
 IGNORED_FEEDS = ("unknown_agent", "too_many_feeds")  # why a valid feed message is ignored
-_NUMBERS = (int, float)
 HOST_MANAGER, MANAGER_OP = "HostManager", "manager"  # the class and process read for it
 
 
@@ -352,7 +351,7 @@ class AgentState:
                                 and (
                                     fresh is None
                                     if fresh_time is None
-                                    else type(fresh) in _NUMBERS and fresh == fresh_time
+                                    else type(fresh) in NUMBERS and fresh == fresh_time
                                 )
                                 and feed.get("session_id") == record.session_id
                                 and feed.get("agent_class", "") == record.agent_class
