@@ -21,22 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import testbed
-from benchmarks import feeds_report, procstat, scrape
+from benchmarks import feeds_report, harness, procstat, scrape
 from benchmarks.feeds_load import FeedBare, FeedLoad, exporter_counts
-from benchmarks.processes import add_exporter_python, snapshot_exporter
-from benchmarks.run import write
+from benchmarks.processes import snapshot_exporter
 from benchmarks.sessions import scrape_in_turn, start_exporters
 from benchmarks.step import percentile
-from testbed import ROOT
 
 SCHEMA = "ocs-exporter-feeds-benchmark/1"
 # The two exporters of every step: as deployed, and with the feed collector off.
@@ -44,11 +39,8 @@ VARIANTS = {"feeds": [], "heartbeats_only": ["--no-collector.feeds"]}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.feeds",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = harness.new_parser("python -m benchmarks.feeds", __doc__)
+    harness.add_common_arguments(parser, "benchmarks/feeds.json")
     parser.add_argument("--agents", type=int, default=1000, help="N of the CPU step")
     parser.add_argument("--feeds", type=int, default=2, help="data feeds per agent (F)")
     parser.add_argument(
@@ -70,17 +62,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--scrape-interval", type=float, default=15.0, help="seconds between them, as Prometheus"
     )
-    parser.add_argument("--serializer", choices=("msgpack", "json", "cbor"), default="msgpack")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/feeds.json"))
-    parser.add_argument(
-        "--crossbar", default=str(ROOT / ".venv-crossbar" / "bin" / "crossbar"), help="router"
-    )
     parser.add_argument("--agents-per-generator", type=int, default=2500)
     parser.add_argument("--messages-per-generator", type=float, default=2500.0)
-    parser.add_argument("--workdir", type=Path, help="logs (default: a temp dir)")
     parser.add_argument("--skip-scale", action="store_true", help="only the CPU step")
     parser.add_argument("--report", type=Path, metavar="JSON", help="print an earlier run again")
-    add_exporter_python(parser)
     args = parser.parse_args(argv)
     if not args.report and args.rate <= args.agents:
         parser.error("--rate must exceed --agents (the heartbeats' share at 1 Hz)")
@@ -351,19 +336,13 @@ def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path
         testbed.stop_processes([*(load or []), *exporters.values()])
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.report:
         results = json.loads(args.report.read_text())
         feeds_report.print_all(results)
         return results
-    args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ocs-bench-feeds-"))
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _terminate)
+    harness.prepare(args, "ocs-bench-feeds-")
     print(f"feeds benchmark; logs in {args.workdir}", flush=True)
     source = snapshot_exporter(args.workdir / "exporter-snapshot")
     args.snapshot = Path(source["path"])
@@ -380,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results["router"] = {"pid": router.pid, "port": router.port, "load_url": router.load_url}
         site_file = testbed.write_site_file(args.workdir / "site.yaml", router.port)
         results["cpu"] = cpu_step(args, router, site_file)
-        write(args.out, results)
+        harness.write(args.out, results)
         feeds_report.print_cpu(results["cpu"])
         if not args.skip_scale:
             router.check_alive()
@@ -392,13 +371,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         router.stop()
         results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         results["notes"] = feeds_report.notes(results)
-        write(args.out, results)
+        harness.write(args.out, results)
     print(f"numbers written to {args.out}; again: python -m benchmarks.feeds --report FILE")
     return results
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    harness.run(main)

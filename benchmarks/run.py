@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import testbed
-from benchmarks import procstat, report
-from benchmarks.processes import add_exporter_python, registry_entry, snapshot_exporter
+from benchmarks import harness, procstat, report
+from benchmarks.processes import registry_entry, snapshot_exporter
 from benchmarks.step import Step
-from testbed import ROOT
 
 SCHEMA = "ocs-exporter-benchmark/1"
 
@@ -45,11 +41,8 @@ def subject_names(text: str) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.run",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = harness.new_parser("python -m benchmarks.run", __doc__)
+    harness.add_common_arguments(parser, "benchmarks/results.json")
     parser.add_argument(
         "--agents", type=agent_counts, default="100,1000,5000,10000", help="the N to run"
     )
@@ -64,12 +57,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--duration", type=float, default=30.0, help="seconds of the CPU window, per N"
     )
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before it")
-    parser.add_argument("--serializer", choices=("msgpack", "json", "cbor"), default="msgpack")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
-    parser.add_argument(
-        "--crossbar", default=str(ROOT / ".venv-crossbar" / "bin" / "crossbar"), help="router"
-    )
-    add_exporter_python(parser)
     parser.add_argument(
         "--agents-per-generator", type=int, default=2500, help="agents per load generator"
     )
@@ -109,7 +96,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds between an agent's heartbeats (OCS agents: 1); with a longer one, N "
         "agents cost the router N / period publishes a second (raise --agent-timeout too)",
     )
-    parser.add_argument("--workdir", type=Path, help="logs and counters (default: a temp dir)")
     parser.add_argument(
         "--report", type=Path, metavar="JSON", help="only print the tables of an earlier run"
     )
@@ -159,17 +145,6 @@ def describe_run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def write(out: Path, results: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(out)
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def print_tables(results: dict[str, Any]) -> None:
     for step in results["steps"]:
         print(report.step_table(step, results["config"]["serializer"]))
@@ -184,10 +159,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results = json.loads(args.report.read_text())
         print_tables(results)
         return results
-    if args.workdir is None:
-        args.workdir = Path(tempfile.mkdtemp(prefix="ocs-bench-"))
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _terminate)
+    harness.prepare(args, "ocs-bench-")
     results = describe_run(args)
     results["exporter_source"] = snapshot_exporter(args.workdir / "exporter-snapshot")
     args.snapshot = Path(results["exporter_source"]["path"])
@@ -224,14 +196,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             step["ratios"] = report.ratios(step)
             step["elapsed_s"] = round(time.time() - started, 1)
             results["steps"].append(step)
-            write(args.out, results)
+            harness.write(args.out, results)
             print(report.step_table(step, args.serializer), flush=True)
             print(flush=True)
             router.check_alive()
     finally:
         router.stop()
         results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write(args.out, results)
+        harness.write(args.out, results)
     print(report.summary_table(results["steps"]))
     print(report.FOOTNOTE)
     print(f"numbers written to {args.out}; tables again: python -m benchmarks.run --report FILE")
@@ -239,7 +211,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    harness.run(main)

@@ -16,20 +16,16 @@ Prints the numbers and writes them to ``--out``; it never judges them (shared ma
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import testbed
-from benchmarks import procstat, scrape
-from benchmarks.processes import Load, add_exporter_python, deployed_env, snapshot_exporter
+from benchmarks import harness, procstat, scrape
+from benchmarks.processes import Load, deployed_env, snapshot_exporter
 from benchmarks.step import percentile
-from testbed import ROOT
 
 SCHEMA = "ocs-exporter-sessions-benchmark/1"
 _SESSION_QUERIES = re.compile(
@@ -40,11 +36,8 @@ _HEARTBEATS = re.compile(r"^ocs_exporter_heartbeats_total (\S+)$", re.MULTILINE)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.sessions",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = harness.new_parser("python -m benchmarks.sessions", __doc__)
+    harness.add_common_arguments(parser, "benchmarks/sessions.json")
     parser.add_argument("--agents", type=int, default=1000, help="N of the CPU step")
     parser.add_argument("--scale-agents", type=int, default=10000, help="N of the scrape step")
     parser.add_argument("--scale-period", type=float, default=10.0, help="its heartbeat period")
@@ -59,15 +52,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds between them (grafana/examples/prometheus.yml's): what changes between "
         "two scrapes, and so what a scrape re-renders, grows with it",
     )
-    parser.add_argument("--serializer", choices=("msgpack", "json", "cbor"), default="msgpack")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/sessions.json"))
-    parser.add_argument(
-        "--crossbar", default=str(ROOT / ".venv-crossbar" / "bin" / "crossbar"), help="router"
-    )
     parser.add_argument("--agents-per-generator", type=int, default=2500)
-    parser.add_argument("--workdir", type=Path, help="logs (default: a temp dir)")
     parser.add_argument("--skip-scale", action="store_true", help="only the side-by-side CPU step")
-    add_exporter_python(parser)
     return parser.parse_args(argv)
 
 
@@ -242,8 +228,7 @@ def scale_step(args: argparse.Namespace, router: testbed.Router, site_file: Path
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ocs-bench-sessions-"))
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    harness.prepare(args, "ocs-bench-sessions-")
     source = snapshot_exporter(args.workdir / "exporter-snapshot")
     args.snapshot = Path(source["path"])
     results: dict[str, Any] = {
@@ -263,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             print_scale(results["scale"])
     finally:
         router.stop()
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        harness.write(args.out, results)
     print(f"numbers written to {args.out}")
     return results
 
@@ -299,7 +284,4 @@ def print_scale(scale: dict) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    harness.run(main)

@@ -35,19 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import procstat
-from benchmarks.processes import add_exporter_python
+from benchmarks import harness, procstat
 from benchmarks.soak_report import HEADER, print_report, summarize, summary_text
 from benchmarks.soak_schedule import SAMPLE_EVERY, Soak
-from testbed import ROOT
 
 SCHEMA = "ocs-exporter-soak/1"
 
@@ -82,19 +77,9 @@ def describe(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def write(out: Path, result: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.soak",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = harness.new_parser("python -m benchmarks.soak", __doc__)
+    harness.add_common_arguments(parser, "benchmarks/soak.json")
     parser.add_argument("--agents", type=int, default=1000, help="simulated agents, 1 Hz each")
     parser.add_argument("--ops", type=int, default=4, help="operations per agent")
     parser.add_argument("--duration", type=float, default=600.0, help="seconds")
@@ -130,13 +115,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=5,
         help="simulated HostManagers listing half of the agents (0: none; needs --sessions)",
     )
-    parser.add_argument("--serializer", choices=("msgpack", "json", "cbor"), default="msgpack")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/soak.json"))
-    parser.add_argument(
-        "--crossbar", default=str(ROOT / ".venv-crossbar" / "bin" / "crossbar"), help="router"
-    )
-    add_exporter_python(parser)
-    parser.add_argument("--workdir", type=Path, help="logs and counters (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=1, help="of the choice of paused agents")
     parser.add_argument(
         "--report", type=Path, metavar="JSON", help="only print the report of an earlier run"
@@ -157,10 +135,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.report:
@@ -169,10 +143,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             result["summary"] = summarize(result)  # with this version's report
         print_report(result)
         return result
-    if args.workdir is None:
-        args.workdir = Path(tempfile.mkdtemp(prefix="ocs-soak-"))
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _terminate)
+    harness.prepare(args, "ocs-soak-")
     result = describe(args)
     soak = Soak(args, result)
     feeds = f"{args.feeds_per_agent} per agent every {args.feed_period:g} s"
@@ -204,13 +175,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             if result["samples"]:
                 result["summary"] = summarize(result)
                 print(summary_text(result))
-            write(args.out, result)
+            harness.write(args.out, result)
             print(f"numbers written to {args.out}; again: python -m benchmarks.soak --report FILE")
     return result
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    harness.run(main)
