@@ -25,6 +25,7 @@ from exporter.render.collector import ExporterCollector
 from exporter.render.exposition import AgentExposition
 from exporter.state import AgentState
 from testbed import ocs_heartbeat
+from testbed.feedflood import feed_payload
 from testbed.reference import AgentCollector
 
 
@@ -47,10 +48,26 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, float, i
     return statistics.median(times) * 1000, p99 * 1000, statistics.median(cpu) * 1000, size
 
 
-def data_times(agents: int, ops: int, repeat: int) -> None:
-    """Scrapes while only data times move (see the module's docstring)."""
+def data_times(agents: int, ops: int, repeat: int, feeds: int = 0) -> None:
+    """Scrapes while only data times move (see the module's docstring); with ``feeds``, each
+    agent's feeds too, every feed heard between two scrapes."""
     state = AgentState("observatory", timeout=1e9)
     addresses = [f"observatory.bench-{i}" for i in range(agents)]
+    # As the benchmark load's, in the agents' heartbeat session: one recorded feed declaring
+    # a fresh time, the others not.
+    messages = [
+        feed_payload(
+            address,
+            f"feed{n}",
+            {},
+            n == 0,
+            {"fresh_time": 60.0} if n == 0 else {},
+            "1.0",
+            "BenchAgent",
+        )
+        for address in addresses
+        for n in range(feeds)
+    ]
     now = 1_800_000_000.0
     for i, address in enumerate(addresses):
         state.ingest(heartbeat(i, ops, code=5))
@@ -58,6 +75,8 @@ def data_times(agents: int, ops: int, repeat: int) -> None:
             state.set_session(
                 address, "1.0", op, [0, "Session active.", op_session(op, now, now - 3600.0)]
             )
+    for message in messages:
+        state.ingest_feed(message)
     own = CollectorRegistry()
     own.register(ExporterCollector(state, lambda: True))
     page = MetricsPage(own, AgentExposition(state))
@@ -66,7 +85,9 @@ def data_times(agents: int, ops: int, repeat: int) -> None:
     running = op_session(
         "acq", now, now - 3600.0
     )  # the same session asked again: only its data moves
-    print(f"{agents} agents x {ops} operations, each acq running with a data time")
+    print(
+        f"{agents} agents x {ops} operations, each acq running with a data time; {feeds} feeds each"
+    )
     for share in (0.0, 0.5, 1.0):
         moved = int(agents * share)
         answer_times, render_times, render_cpu = [], [], []
@@ -76,6 +97,8 @@ def data_times(agents: int, ops: int, repeat: int) -> None:
             for i in rng.sample(range(agents), moved):
                 session = {**running, "data": {**running["data"], "timestamp": now}}
                 state.set_session(addresses[i], "1.0", "acq", [0, "Session active.", session])
+            for message in messages:
+                state.ingest_feed(message)
             answer_times.append(time.perf_counter() - start)
             start, used = time.perf_counter(), time.process_time()
             page.body(True, True)
@@ -99,6 +122,9 @@ def main() -> None:
     parser.add_argument("--case", choices=("churn", "data-times"), default="churn")
     parser.add_argument("--changed", type=int, default=100, help="agents changed between renders")
     parser.add_argument(
+        "--feeds", type=int, default=0, help="data-times: data feeds per agent, all heard"
+    )
+    parser.add_argument(
         "--churn",
         choices=("random", "consecutive"),
         default="random",
@@ -106,7 +132,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.case == "data-times":
-        data_times(args.agents, args.ops, args.repeat)
+        data_times(args.agents, args.ops, args.repeat, args.feeds)
         return
     # Agents stay up between renders as they do under heartbeats; liveness is not measured.
     state = AgentState("observatory", timeout=1e9)

@@ -31,10 +31,11 @@ _MAX_FLOAT = sys.float_info.max  # above it (inf, or an int too big for a float)
 class InvalidFeed(Exception):
     """A feed message that is not one; ``reason`` is one of :data:`FEED_REASONS`."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, agent_address: str | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.agent_address = agent_address  # when it names a sane one under the root
 
 
 class FeedMessage(NamedTuple):
@@ -60,23 +61,25 @@ def parse_feed(payload: Any, prefix: str) -> FeedMessage:
     (``<address_root>.``); raises InvalidFeed when it is not one."""
     wrong = envelope(payload, prefix, "message")
     if wrong is not None:
-        raise InvalidFeed(*wrong)
+        reason, detail = wrong
+        agent = payload[1]["agent_address"] if reason == "bad_field" else None
+        raise InvalidFeed(reason, detail, agent)
     feed = payload[1]
     agent = feed["agent_address"]
     name = feed.get("feed_name")
     if not sane_name(name):
-        raise InvalidFeed("bad_feed_name", f"feed_name {name!r:.80} of {agent}")
+        raise InvalidFeed("bad_feed_name", f"feed_name {name!r:.80}", agent)
     address = feed.get("address")
     if type(address) is not str or address != f"{agent}.feeds.{name}":
-        raise InvalidFeed("bad_feed_name", f"address {address!r:.80} of feed {name} of {agent}")
+        raise InvalidFeed("bad_feed_name", f"address {address!r:.80} of feed {name}", agent)
     record = feed.get("record")
     agg_params = feed.get("agg_params")
     if type(record) is not bool or type(agg_params) is not dict:
-        raise InvalidFeed("bad_field", f"record or agg_params of feed {name} of {agent}")
+        raise InvalidFeed("bad_field", f"record or agg_params of feed {name}", agent)
     fresh_time = agg_params.get("fresh_time")  # null declares none, as absent does
     if fresh_time is not None:
         if type(fresh_time) not in NUMBERS or not 0 < fresh_time <= _MAX_FLOAT:
-            raise InvalidFeed("bad_field", f"fresh_time {fresh_time!r:.40} of feed {name}")
+            raise InvalidFeed("bad_field", f"fresh_time {fresh_time!r:.40} of feed {name}", agent)
         fresh_time = float(fresh_time)
     return FeedMessage(
         agent, name, record, fresh_time, feed.get("session_id"), feed.get("agent_class", "")

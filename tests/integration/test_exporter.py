@@ -65,15 +65,19 @@ def test_failed_task_shows_op_code_6(bed, exporter):
     exporter.wait_metric("ocs_op_code", 6, timeout=10, instance_id="fake1", operation="delay_task")
 
 
+# Heartbeats that say they are (feed_name heartbeat, as every OCS heartbeat does), spoilt.
+HB = {"feed_name": "heartbeat"}
 MALFORMED = {
-    "malformed": [{"acq": 3}, [1, 2, 3], "nonsense", None],
-    "legacy": [[0, {"agent_address": "observatory.old", "session_id": "1.0"}]],
-    "bad_op_codes": [[[3], {"agent_address": "observatory.x"}]],
-    "bad_op_code": [[{"acq": 99}, {"agent_address": "observatory.x"}]],
-    "bad_op_name": [[{"": 3}, {"agent_address": "observatory.x"}]],
-    "bad_agent_address": [[{"acq": 3}, {"session_id": "1.0"}]],
-    "bad_field": [[{"acq": 3}, {"agent_address": "observatory.x", "agent_class": 5}]],
+    "legacy": [[0, {**HB, "agent_address": "observatory.old", "session_id": "1.0"}]],
+    "bad_op_codes": [[[3], {**HB, "agent_address": "observatory.x"}]],
+    "bad_op_code": [[{"acq": 99}, {**HB, "agent_address": "observatory.x"}]],
+    "bad_op_name": [[{"": 3}, {**HB, "agent_address": "observatory.x"}]],
+    "bad_agent_address": [[{"acq": 3}, {**HB, "session_id": "1.0"}]],
+    "bad_field": [[{"acq": 3}, {**HB, "agent_address": "observatory.x", "agent_class": 5}]],
 }
+# Not [x, feed] with feed a mapping: nothing says these are heartbeats. With feeds on (the
+# default) the exporter counts them as malformed feed messages, whatever their topic.
+UNREADABLE = [{"acq": 3}, [1, 2, 3], "nonsense", None, [{"acq": 3}, "feed"]]
 
 
 def test_malformed_heartbeats_are_counted_and_harmless(bed, exporter):
@@ -87,10 +91,15 @@ def test_malformed_heartbeats_are_counted_and_harmless(bed, exporter):
         expected[reason] = before.get("ocs_exporter_heartbeats_invalid_total", reason=reason) + len(
             payloads
         )
+    for payload in UNREADABLE:
+        bed.router.publish(topic, payload)
+    unreadable = "ocs_exporter_feed_messages_invalid_total", {"reason": "malformed"}
+    malformed = before.get(unreadable[0], **unreadable[1]) + len(UNREADABLE)
+    heartbeats_malformed = before.get("ocs_exporter_heartbeats_invalid_total", reason="malformed")
 
     def counted():
         metrics = exporter.metrics()
-        return all(
+        return metrics.get(unreadable[0], **unreadable[1]) == malformed and all(
             metrics.get("ocs_exporter_heartbeats_invalid_total", reason=r) == n
             for r, n in expected.items()
         )
@@ -98,6 +107,8 @@ def test_malformed_heartbeats_are_counted_and_harmless(bed, exporter):
     testbed.wait_for(counted, 10, "every malformed heartbeat to be counted")
     assert exporter.get("/-/ready")[0] == 200
     metrics = exporter.metrics()
+    reason = {"reason": "malformed"}
+    assert metrics.get("ocs_exporter_heartbeats_invalid_total", **reason) == heartbeats_malformed
     assert metrics.get("ocs_agent_up", instance_id="fake1") == 1
     assert metrics.get("ocs_agent_up", instance_id="x") is None
     assert metrics.get("ocs_agent_up", instance_id="old") is None

@@ -140,7 +140,10 @@ def test_a_flood_of_malformed_feed_messages_is_counted_and_harmless(agents, expo
     assert exporter.metrics().get("ocs_agent_up", instance_id=ACQ) == 1
     assert exporter.proc.poll() is None
     rejected = [line for line in exporter.log().splitlines() if "rejected feed message" in line]
-    assert len(rejected) == 1, rejected  # all on the victim's topics: logged once a minute
+    # Logged once a minute per agent named, and once for those naming none.
+    assert len(rejected) == 2, rejected
+    assert sum(f"from observatory.{ACQ} (" in line for line in rejected) == 1, rejected
+    assert sum("from an unknown agent (" in line for line in rejected) == 1, rejected
 
 
 def test_feeds_beyond_the_bound_are_refused_and_counted(agents):

@@ -19,22 +19,26 @@ import testbed
 from exporter.heartbeat import MAX_OPERATIONS
 from testbed.exporter import Metrics
 
-BAD = {"agent_address": "observatory.x", "session_id": "1.0"}
+# Heartbeats that say they are (feed_name heartbeat, as every OCS heartbeat does), spoilt.
+HB = {"feed_name": "heartbeat"}
+BAD = {**HB, "agent_address": "observatory.x", "session_id": "1.0"}
+# Not [x, feed] with feed a mapping: nothing says these are heartbeats. With feeds on (the
+# default) the exporter counts them as malformed feed messages, whatever their topic.
+UNREADABLE = [{"acq": 3}, [1, 2, 3], "nonsense", None, [{"acq": 3}, "feed"]]
 MALFORMED = {
-    "malformed": [{"acq": 3}, [1, 2, 3], "nonsense", None, [{"acq": 3}, "feed"]],
-    "legacy": [[0, {"agent_address": "observatory.old", "session_id": "1.0"}]],
+    "legacy": [[0, {**HB, "agent_address": "observatory.old", "session_id": "1.0"}]],
     "bad_op_codes": [[[3], BAD], [{f"op{i}": 1 for i in range(MAX_OPERATIONS + 1)}, BAD]],
     "bad_op_code": [[{"acq": 99}, BAD], [{"acq": "3"}, BAD], [{"acq": 2.5}, BAD]],
     "bad_op_name": [[{"": 3}, BAD], [{"a\x07b": 3}, BAD], [{"x" * 5000: 3}, BAD]],
     "bad_agent_address": [
-        [{"acq": 3}, {"session_id": "1.0"}],
-        [{"acq": 3}, {"agent_address": "observatory." + "y" * 5000}],
-        [{"acq": 3}, {"agent_address": "observatory.evil\nname"}],
-        [{"acq": 3}, {"agent_address": "elsewhere.z"}],
+        [{"acq": 3}, {**HB, "session_id": "1.0"}],
+        [{"acq": 3}, {**HB, "agent_address": "observatory." + "y" * 5000}],
+        [{"acq": 3}, {**HB, "agent_address": "observatory.evil\nname"}],
+        [{"acq": 3}, {**HB, "agent_address": "elsewhere.z"}],
     ],
     "bad_field": [[{"acq": 3}, {**BAD, "agent_class": ["x"]}]],
 }
-REPEAT = 250  # 19 kinds x 250 = 4,750 malformed heartbeats
+REPEAT = 250  # 19 kinds x 250 = 4,750 malformed heartbeats and unreadable events
 
 
 def publish(bed, *args: str, timeout: float = 120) -> int:
@@ -67,7 +71,7 @@ def agent(bed):
 def test_flood_of_malformed_heartbeats_is_counted_by_reason_and_harmless(bed, agent, tmp_path):
     exporter = bed.start_exporter()
     exporter.wait_metric("ocs_agent_up", 1, instance_id=agent)
-    payloads = [p for kind in MALFORMED.values() for p in kind]
+    payloads = [*UNREADABLE, *(p for kind in MALFORMED.values() for p in kind)]
     (tmp_path / "bad.json").write_text(json.dumps(payloads))
     checks: list[tuple[int, float | None]] = []
     stop = threading.Event()
@@ -92,14 +96,18 @@ def test_flood_of_malformed_heartbeats_is_counted_by_reason_and_harmless(bed, ag
     assert sent == len(payloads) * REPEAT >= 4000
     expected = {reason: len(kind) * REPEAT for reason, kind in MALFORMED.items()}
 
+    unreadable = len(UNREADABLE) * REPEAT
+
     def counted() -> bool:
         metrics = exporter.metrics()
-        return all(
+        return metrics.get(
+            "ocs_exporter_feed_messages_invalid_total", reason="malformed"
+        ) == unreadable and all(
             metrics.get("ocs_exporter_heartbeats_invalid_total", reason=r) == n
             for r, n in expected.items()
         )
 
-    testbed.wait_for(counted, 30, f"every malformed heartbeat counted by reason: {expected}")
+    testbed.wait_for(counted, 30, f"every malformed event counted by reason: {expected}")
     assert checks and all(c == (200, 1.0) for c in checks), checks
     metrics = exporter.metrics()
     agents = {s.labels["instance_id"] for s in metrics.samples if s.name == "ocs_agent_up"}
@@ -107,6 +115,7 @@ def test_flood_of_malformed_heartbeats_is_counted_by_reason_and_harmless(bed, ag
     log = exporter.log()
     # Logged at most once a minute per agent: a handful of lines, not thousands.
     assert 1 <= log.count("rejected heartbeat") <= 10
+    assert log.count("rejected feed message from an unknown agent") == 1
 
 
 CALLS = ("ocs_exporter_session_queries_total", "ocs_exporter_op_type_queries_total")

@@ -199,13 +199,6 @@ class Recording(AgentState):
         parse_feed(payload, self.prefix)
 
 
-class Event:
-    """The EventDetails autobahn hands a handler subscribed with details=True."""
-
-    def __init__(self, topic):
-        self.topic = topic
-
-
 class Router:
     """A session that records subscriptions and refuses the topics of ``refuse``."""
 
@@ -235,28 +228,32 @@ def test_topics_are_the_wildcards():
     assert heartbeat_topic("site7").startswith(feeds_topic("site7"))
 
 
-def test_feeds_are_one_wildcard_subscription_with_the_topic_in_the_details(caplog):
+def test_feeds_are_one_wildcard_subscription_without_details(caplog):
     _, listener = feeding()
     router = Router()
     with caplog.at_level(logging.INFO, logger="exporter.wamp.listener"):
         listener._on_join(router, None)
-    assert router.subscribed == [("observatory..feeds.", "wildcard", "details")]
+    assert router.subscribed == [("observatory..feeds.", "wildcard", None)]
     assert listener.connected and listener.topic == "observatory..feeds."
     assert caplog.records[-1].getMessage().endswith("subscribed to observatory..feeds.")
 
 
-def test_events_go_to_the_heartbeat_or_the_feed_path_by_topic():
+def test_events_go_to_the_heartbeat_or_the_feed_path_by_their_feed_name():
     state, listener = feeding()
     beat = heartbeat("fake1")
-    listener._on_feed(beat, details=Event("observatory.fake1.feeds.heartbeat"))
+    listener._on_feed(beat)
     data = feed_payload("observatory.fake1", "false_temperatures", {"block": 1}, record=True)
-    listener._on_feed(data, details=Event("observatory.fake1.feeds.false_temperatures"))
-    # A malformed event is the heartbeat's or the feed's by its topic alone.
-    listener._on_feed("nonsense", details=Event("observatory.fake1.feeds.heartbeat"))
-    listener._on_feed(data, 2, details=Event("observatory.fake1.feeds.other"))
-    assert [a.instance_id for a in state.snapshot().agents] == ["fake1"]
-    assert state.snapshot_counters().invalid["malformed"] == 1
-    assert state.feed_payloads == [data, None]  # no heartbeat among them
+    listener._on_feed(data)
+    # A heartbeat says so in its feed; without that, or unreadable, an event is a feed
+    # message (and counted as a malformed or bad one there), whatever its topic was.
+    nameless = [beat[0], {k: v for k, v in beat[1].items() if k != "feed_name"}]
+    listener._on_feed(nameless)
+    listener._on_feed("nonsense")
+    listener._on_feed(data, 2)
+    listener._on_feed(tuple(heartbeat("fake2")))  # what a decoder may give: still a heartbeat
+    assert [a.instance_id for a in state.snapshot().agents] == ["fake1", "fake2"]
+    assert state.snapshot_counters().invalid["malformed"] == 0
+    assert state.feed_payloads == [data, nameless, "nonsense", None]
 
 
 def test_rejected_feed_messages_are_logged_once_a_minute_per_agent(caplog):
@@ -264,16 +261,13 @@ def test_rejected_feed_messages_are_logged_once_a_minute_per_agent(caplog):
     with caplog.at_level(logging.WARNING, logger="exporter.wamp.listener"):
         for i in range(50):
             for agent in ("a", "b"):
-                payload = feed_payload(f"observatory.{agent}", "bad name")
-                topic = f"observatory.{agent}.feeds.f{i}"
-                listener._on_feed(payload, details=Event(topic))
-        listener._on_feed(
-            heartbeat("a", {"acq": 0}), details=Event("observatory.a.feeds.heartbeat")
-        )
+                listener._on_feed(feed_payload(f"observatory.{agent}", f"bad name {i}"))
+        listener._on_feed(heartbeat("a", {"acq": 0}))
     assert len(state.feed_payloads) == 100
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3, messages  # one per agent's feeds, one for the bad heartbeat
-    assert "observatory.a.feeds.f0" in messages[0] and "bad_feed_name" in messages[0]
+    assert "observatory.a (bad_feed_name)" in messages[0] and "bad name 0" in messages[0]
+    assert "observatory.b (bad_feed_name)" in messages[1]
     assert "bad_op_code" in messages[2]
 
 
@@ -287,7 +281,7 @@ def test_a_refused_feeds_subscription_falls_back_to_heartbeats_said_once(caplog)
     assert (
         router.subscribed
         == [
-            ("observatory..feeds.", "wildcard", "details"),
+            ("observatory..feeds.", "wildcard", None),
             ("observatory..feeds.heartbeat", "wildcard", None),
         ]
         * 2
