@@ -51,14 +51,14 @@ def feeds_topic(address_root: str) -> str:
     return f"{address_root}..feeds."
 
 
-# An event's topic (an agent's feed address) ends so when it is a heartbeat.
-HEARTBEAT_FEED = "heartbeat"  # the feed_name of every heartbeat
+HEARTBEAT_FEED = "heartbeat"  # the feed_name of every heartbeat's feed description
 
 
 class HeartbeatListener(service.Service):
     """Stays joined to the router (reconnecting forever) and subscribed to every heartbeat,
     and with ``feeds`` to every feed: one wildcard subscription, its events told apart by
-    topic (a heartbeat goes the heartbeat's way, any other feed to ``state.ingest_feed``).
+    their feed description (a heartbeat goes the heartbeat's way, any other feed to
+    ``state.ingest_feed``).
     A router that refuses the feeds subscription gets the heartbeat one instead, said once.
 
     A heartbeat that tells something new is followed by calls to its agent, through one
