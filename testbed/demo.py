@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--flaky-period must exceed the 5 s agent timeout (by a second at least)")
     demo = Demo(Path(args.workdir), args.crossbar, args.flaky_period)
     signal.signal(signal.SIGTERM, lambda *_: demo.stopping.set())
+    # Ctrl-C stops it even when started from a shell that ignores SIGINT (a background job,
+    # nohup): Python then leaves SIGINT ignored instead of raising KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         demo.run()
     except KeyboardInterrupt:
