@@ -127,16 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     own, args = parse_args(argv)
     indices = range(args.shard, args.agents, args.shards)
     block = shm.SharedBlock.generator(args.block, len(indices))
-    heartbeats = loadgen.Schedule(
-        block,
-        indices,
-        args.agents,
-        args.ops,
-        args.address_root,
-        args.agent_class,
-        args.change_every,
-        args.period,
-    )
+    heartbeats = loadgen.Schedule.of_args(args, block, indices)
     feed_block = shm.SharedBlock.generator(own.feed_block, len(indices) * own.feeds)
     feeds = FeedSchedule(feed_block, heartbeats, args.agents, own.feeds, own.feed_period)
     component = Component(

@@ -140,6 +140,20 @@ def feed(address_root: str, index: int, session_id: str, agent_class: str) -> di
 class Schedule:
     """Publishes the heartbeats that are due; one instance per generator process."""
 
+    @classmethod
+    def of_args(cls, args: Any, block: shm.SharedBlock, indices: range) -> Schedule:
+        """The schedule loadgen's command line ``args`` asks for, for agents ``indices``."""
+        return cls(
+            block,
+            indices,
+            args.agents,
+            args.ops,
+            args.address_root,
+            args.agent_class,
+            args.change_every,
+            args.period,
+        )
+
     def __init__(
         self,
         block: shm.SharedBlock,
@@ -258,16 +272,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         schedule: Schedule = HostManagerSchedule(block, args.hostmanagers, args.address_root)
     else:
         block = shm.SharedBlock.generator(args.block, len(indices))
-        schedule = Schedule(
-            block,
-            indices,
-            args.agents,
-            args.ops,
-            args.address_root,
-            args.agent_class,
-            args.change_every,
-            args.period,
-        )
+        schedule = Schedule.of_args(args, block, indices)
     component = Component(transports=[transport(args.url, args.serializer)], realm=args.realm)
 
     def joined(session: Any, details: Any) -> Any:
